@@ -1,0 +1,159 @@
+"""Settings for every streamrec process, read once at the entry point.
+
+Every field can be set from the environment with the ``STREAMREC_`` prefix, e.g.
+``STREAMREC_KAFKA_BOOTSTRAP_SERVERS=broker1:9092,broker2:9092``. With neither a Kafka
+nor a Redis address set, the CLI starts the embedded broker and Redis.
+
+>>> s = Settings(kafka_bootstrap_servers=None, redis_url=None)
+>>> s.embedded
+True
+>>> s.topic_clicks, s.partitions
+('events.clicks', 8)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+#: 1995-01-01T00:00:00Z: events older than this are rejected as absurd by default.
+DEFAULT_MIN_EVENT_TS = 788918400.0
+
+
+def _default_model_dir() -> Path:
+    return Path.home() / ".cache" / "streamrec" / "models"
+
+
+class Settings(BaseSettings):
+    """All knobs of a streamrec deployment (env prefix ``STREAMREC_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_", extra="forbid")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset means the embedded broker"
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_fetch_max_wait_s: float = Field(
+        default=0.05, gt=0, description="longest a fetch waits for data (latency vs. requests)"
+    )
+    kafka_session_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_rebalance_timeout_s: float = Field(default=5.0, gt=0)
+    kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+
+    # --- Redis -----------------------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://[:password@]host:port/db or rediss://; unset means embedded"
+    )
+    rec_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, description="TTL of rec:{user_id} keys")
+    redis_key_prefix: str = ""
+
+    # --- Topics ----------------------------------------------------------------
+    app_id: str = Field(default="streamrec", description="consumer group id and table prefix")
+    topic_catalog: str = "catalog.items"
+    topic_clicks: str = "events.clicks"
+    topic_searches: str = "events.searches"
+    topic_impressions: str = "events.impressions"
+    topic_recommendations: str = "recommendations"
+    topic_dlq: str = "events.dlq"
+    topic_item_vectors: str = "streamrec.item-vectors"
+    topic_item_stats: str = "streamrec.item-stats"
+    topic_refresh: str = "streamrec.refresh"
+    partitions: int = Field(default=8, ge=1, description="partitions of every user-keyed topic")
+    catalog_partitions: int = Field(default=4, ge=1)
+    dlq_partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    item_stats_retention_s: int = Field(default=14 * 24 * 3600, gt=0)
+    create_topics_on_start: bool = True
+
+    # --- Recommendation --------------------------------------------------------
+    top_k: int = Field(default=10, ge=1, le=200)
+    refresh_debounce_s: float = Field(
+        default=0.1, ge=0, description="events of one user inside this window give one refresh"
+    )
+    refresh_batch_size: int = Field(default=512, ge=1)
+    event_batch_size: int = Field(default=1000, ge=1)
+    exclude_recent: bool = Field(default=True, description="leave out items the user just interacted with")
+    long_half_life_s: float = Field(default=30 * 24 * 3600, gt=0)
+    short_half_life_s: float = Field(default=30 * 60, gt=0)
+    query_half_life_s: float = Field(default=15 * 60, gt=0)
+    trending_half_life_s: float = Field(default=3600, gt=0)
+    candidates_per_source: int = Field(default=100, ge=1)
+
+    # --- Models ----------------------------------------------------------------
+    model_dir: Path = Field(default_factory=_default_model_dir, description="ONNX exports are cached here")
+    text_model_path: Path | None = Field(default=None, description="unset: the packaged MiniLM")
+    image_weights_path: Path | None = Field(default=None, description="unset: the packaged EfficientNet-Lite0")
+    image_embedding_dim: int = Field(default=128, ge=8, description="image features are projected to this")
+    image_weight: float = Field(default=0.5, ge=0, le=1, description="share of the image in the fused vector")
+    providers: list[str] = Field(default=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    fetch_image_urls: bool = Field(default=True, description="download http(s) item images")
+    image_fetch_timeout_s: float = 3.0
+
+    # --- Validation ------------------------------------------------------------
+    max_event_bytes: int = Field(default=64 * 1024, gt=0)
+    max_catalog_event_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    min_event_ts: float = DEFAULT_MIN_EVENT_TS
+    max_clock_skew_s: float = Field(default=3600.0, ge=0)
+
+    # --- Worker ----------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    data_dir: Path = Field(default=Path(".streamrec"), description="worker scratch space")
+    log_level: str = "info"
+
+    @field_validator("kafka_bootstrap_servers", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_url_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _check_sasl(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol SASL_* needs STREAMREC_KAFKA_SASL_MECHANISM, "
+                "STREAMREC_KAFKA_SASL_USERNAME and STREAMREC_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither Kafka nor Redis is configured: run the embedded servers."""
+        return self.kafka_bootstrap_servers is None and self.redis_url is None
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """The bootstrap servers as a list (raises if none is configured)."""
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("no Kafka address configured; set STREAMREC_KAFKA_BOOTSTRAP_SERVERS")
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def max_event_ts(self) -> float:
+        """Latest acceptable event timestamp right now (clock skew allowed)."""
+        return time.time() + self.max_clock_skew_s
+
+    def rec_key(self, user_id: str, surface: str = "home") -> str:
+        """Redis key of a user's latest recommendation for a surface."""
+        if surface == "home":
+            return f"{self.redis_key_prefix}rec:{user_id}"
+        return f"{self.redis_key_prefix}rec:{surface}:{user_id}"
