@@ -1,0 +1,1 @@
+"""streamrec agents: thin Faust agents that decode events, call ``models`` and send."""

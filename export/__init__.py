@@ -1,0 +1,1 @@
+"""streamrec export: ONNX export of the encoders and rankers, with parity validation."""

@@ -1,0 +1,1 @@
+"""streamrec models: pure numpy/torch logic (no Kafka): vectors, candidates, scoring, encoders."""

@@ -1,0 +1,1 @@
+"""streamrec streams: the Faust app, settings, records, topics, runtime and CLI."""
