@@ -1,0 +1,184 @@
+"""Candidate generation for a micro-batch of users, fully vectorised.
+
+Sources: nearest items to the user's interest (long + short term), nearest items
+to the latest search, co-visitation neighbours of the user's recent items, and
+trending items. Each (user, item) pair appears once, labelled with the source
+that found it first in priority order (search, covisit, interest, trending), and
+carries the features the ranker needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.covisitation import CoVisitation
+from models.item_index import ItemIndex
+from models.trending import Trending
+from models.types import ItemId, UserId, Vector
+
+SOURCES: tuple[str, ...] = ("search", "covisit", "interest", "trending")
+SEARCH, COVISIT, INTEREST, TRENDING = range(4)
+
+FloatArray = NDArray[np.float32]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """What ranking needs to know about one user at refresh time."""
+
+    user_id: UserId
+    long: Vector | None = None
+    short: Vector | None = None
+    query: Vector | None = None
+    conf_long: float = 0.0
+    conf_short: float = 0.0
+    conf_query: float = 0.0
+    recent: tuple[ItemId, ...] = ()
+    bought: tuple[ItemId, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Flat arrays over all (user, item) candidate pairs of a micro-batch."""
+
+    user: IntArray  # index into the users sequence
+    row: IntArray  # item row in the ItemIndex
+    source: IntArray  # index into SOURCES
+    sim_long: FloatArray
+    sim_short: FloatArray
+    sim_query: FloatArray
+    conf_long: FloatArray
+    conf_short: FloatArray
+    conf_query: FloatArray
+    covisit: FloatArray
+    trending: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+
+def _stack(vectors: Sequence[Vector | None], dim: int) -> FloatArray:
+    out = np.zeros((len(vectors), dim), dtype=np.float32)
+    for i, v in enumerate(vectors):
+        if v is not None:
+            out[i] = v
+    return out
+
+
+def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
+    """(user, row) pairs of the top-k columns of each valid row of ``scores``."""
+    k = min(k, scores.shape[1])
+    if k == 0 or not valid.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    users = np.flatnonzero(valid)
+    part = np.argpartition(-scores[users], k - 1, axis=1)[:, :k]
+    return np.repeat(users, k), part.reshape(-1).astype(np.int64)
+
+
+def generate_candidates(
+    users: Sequence[UserContext],
+    index: ItemIndex,
+    covisitation: CoVisitation,
+    trending: Trending,
+    per_source: int = 100,
+    exclude_recent: bool = True,
+) -> Candidates:
+    """All candidate pairs with features for ``users`` (one matrix product per vector kind)."""
+    n_users, n_rows = len(users), index.size
+    matrix, alive = index.matrix, index.alive
+    long = _stack([u.long for u in users], index.dim)
+    short = _stack([u.short for u in users], index.dim)
+    query = _stack([u.query for u in users], index.dim)
+    conf_long = np.array([u.conf_long for u in users], np.float32)
+    conf_short = np.array([u.conf_short for u in users], np.float32)
+    conf_query = np.array([u.conf_query for u in users], np.float32)
+
+    s_long = long @ matrix.T
+    s_short = short @ matrix.T
+    s_query = query @ matrix.T
+    dead = ~alive
+
+    # Trending: one dense score per row, normalised to [0, 1].
+    trend = np.zeros(n_rows, np.float32)
+    hot = trending.top(max(per_source, 1) * 4)
+    for item_id, score in hot:
+        r = index.row(item_id)
+        if r is not None:
+            trend[r] = score
+    trend_rows = np.array([r for i, _ in hot[:per_source] if (r := index.row(i)) is not None], np.int64)
+
+    interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
+    interest[:, dead] = -np.inf
+    searched = np.where(dead[None, :], -np.inf, s_query)
+    parts_user: list[IntArray] = []
+    parts_row: list[IntArray] = []
+    parts_src: list[IntArray] = []
+
+    def add(u: IntArray, r: IntArray, src: int) -> None:
+        parts_user.append(u)
+        parts_row.append(r)
+        parts_src.append(np.full(u.shape[0], src, np.int64))
+
+    add(*_top_rows(searched, per_source, conf_query > 0.05), SEARCH)
+
+    cov_user: list[int] = []
+    cov_row: list[int] = []
+    cov_score: list[float] = []
+    for ui, u in enumerate(users):
+        for item_id, score in covisitation.scores_for(u.recent, k=per_source).items():
+            r = index.row(item_id)
+            if r is not None:
+                cov_user.append(ui)
+                cov_row.append(r)
+                cov_score.append(score)
+    cu, cr = np.array(cov_user, np.int64), np.array(cov_row, np.int64)
+    add(cu, cr, COVISIT)
+    add(*_top_rows(interest, per_source, (conf_long + conf_short) > 0), INTEREST)
+    add(np.repeat(np.arange(n_users, dtype=np.int64), trend_rows.shape[0]), np.tile(trend_rows, n_users), TRENDING)
+
+    user = np.concatenate(parts_user) if parts_user else np.zeros(0, np.int64)
+    row = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
+    src = np.concatenate(parts_src) if parts_src else np.zeros(0, np.int64)
+
+    # One pair per (user, item): the first occurrence wins (sources are in priority order).
+    keys = user * max(n_rows, 1) + row
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    user, row, src, keys = user[first], row[first], src[first], keys[first]
+
+    # Drop what the user bought (always) and just interacted with (optionally).
+    excluded: list[int] = []
+    for ui, u in enumerate(users):
+        seen = list(u.bought) + (list(u.recent) if exclude_recent else [])
+        excluded.extend(ui * n_rows + int(r) for r in index.rows(seen))
+    keep = alive[row] & ~np.isin(keys, np.array(excluded, np.int64))
+    user, row, src, keys = user[keep], row[keep], src[keep], keys[keep]
+
+    cov_feat = np.zeros(user.shape[0], np.float32)
+    if cu.shape[0]:
+        ckeys = cu * n_rows + cr
+        order = np.argsort(ckeys)
+        ckeys_sorted = ckeys[order]
+        pos = np.clip(np.searchsorted(ckeys_sorted, keys), 0, ckeys_sorted.shape[0] - 1)
+        hit = ckeys_sorted[pos] == keys
+        cov_feat[hit] = np.array(cov_score, np.float32)[order][pos[hit]]
+
+    return Candidates(
+        user=user,
+        row=row,
+        source=src,
+        sim_long=s_long[user, row],
+        sim_short=s_short[user, row],
+        sim_query=s_query[user, row],
+        conf_long=conf_long[user],
+        conf_short=conf_short[user],
+        conf_query=conf_query[user],
+        covisit=cov_feat,
+        trending=trend[row],
+    )
+

@@ -1,0 +1,200 @@
+"""User interest: time-decayed weighted means of item (and query) embeddings.
+
+A user has a long-term and a short-term (session) vector. Each is a decayed mean
+``S / W`` where every interaction adds ``weight(kind) * embedding`` and all earlier
+mass halves every ``half_life`` seconds of *event* time, so a replay of the same
+events gives the same state. The learner holds settings only; the learned state is
+a :class:`UserState` value kept in a Faust table, one per user.
+
+>>> import numpy as np
+>>> learner = InterestLearner(long_half_life=86400.0, short_half_life=1800.0)
+>>> s = UserState()
+>>> s = learner.learn_interaction(s, "i1", np.array([1.0, 0.0], np.float32), "click", ts=1000.0)
+>>> s = learner.learn_interaction(s, "i2", np.array([0.0, 1.0], np.float32), "purchase", ts=1000.0)
+>>> [round(float(x), 3) for x in learner.short_vector(s)]
+[0.243, 0.97]
+>>> s.recent, s.bought
+(['i1', 'i2'], ['i2'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from models.types import ItemId, Timestamp, Vector
+from models.vectors import decay, decode_vector, encode_vector, l2_normalize
+
+#: How much one interaction of each kind moves the interest vectors.
+KIND_WEIGHTS: dict[str, float] = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
+
+
+@dataclass(frozen=True)
+class DecayedMean:
+    """A weighted mean whose mass decays with time: ``vector = total / weight``."""
+
+    total: Vector | None = None
+    weight: float = 0.0
+    ts: Timestamp = 0.0
+
+    def add(self, v: Vector, w: float, ts: Timestamp, half_life: float) -> DecayedMean:
+        """Fold ``v`` with weight ``w`` observed at ``ts`` (late events are discounted)."""
+        if self.total is None:
+            return DecayedMean(np.asarray(v, np.float32) * w, w, ts)
+        if ts >= self.ts:
+            f = decay(ts - self.ts, half_life)
+            return DecayedMean(self.total * f + v * w, self.weight * f + w, ts)
+        g = decay(self.ts - ts, half_life)
+        return DecayedMean(self.total + v * (w * g), self.weight + w * g, self.ts)
+
+    def weight_at(self, now: Timestamp, half_life: float) -> float:
+        """Mass left at ``now``: how much evidence still backs the vector."""
+        return self.weight * decay(now - self.ts, half_life) if self.total is not None else 0.0
+
+    def direction(self) -> Vector | None:
+        """Unit vector of the mean, or None before any evidence."""
+        return None if self.total is None else l2_normalize(self.total)
+
+    def to_dict(self) -> dict[str, Any] | None:
+        if self.total is None:
+            return None
+        return {"v": encode_vector(self.total), "w": self.weight, "ts": self.ts}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> DecayedMean:
+        if not d:
+            return cls()
+        return cls(decode_vector(d["v"]), float(d["w"]), float(d["ts"]))
+
+
+@dataclass(frozen=True)
+class UserState:
+    """Everything streamrec learns about one user (the value of the ``users`` table)."""
+
+    long: DecayedMean = field(default_factory=DecayedMean)
+    short: DecayedMean = field(default_factory=DecayedMean)
+    query: DecayedMean = field(default_factory=DecayedMean)
+    recent: list[ItemId] = field(default_factory=list)
+    bought: list[ItemId] = field(default_factory=list)
+    session_id: str | None = None
+    last_ts: Timestamp = 0.0
+    n_events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the changelog-backed table."""
+        return {
+            "long": self.long.to_dict(),
+            "short": self.short.to_dict(),
+            "query": self.query.to_dict(),
+            "recent": self.recent,
+            "bought": self.bought,
+            "session_id": self.session_id,
+            "last_ts": self.last_ts,
+            "n_events": self.n_events,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> UserState:
+        if not d:
+            return cls()
+        return cls(
+            long=DecayedMean.from_dict(d.get("long")),
+            short=DecayedMean.from_dict(d.get("short")),
+            query=DecayedMean.from_dict(d.get("query")),
+            recent=list(d.get("recent") or []),
+            bought=list(d.get("bought") or []),
+            session_id=d.get("session_id"),
+            last_ts=float(d.get("last_ts") or 0.0),
+            n_events=int(d.get("n_events") or 0),
+        )
+
+
+class InterestLearner:
+    """Updates :class:`UserState` values from interactions and searches.
+
+    Parameters are settings; the learned state is passed in and returned (never
+    kept here), so one learner serves every user of a worker.
+    """
+
+    def __init__(
+        self,
+        long_half_life: float = 30 * 86400.0,
+        short_half_life: float = 1800.0,
+        query_half_life: float = 900.0,
+        kind_weights: dict[str, float] | None = None,
+        query_weight: float = 3.0,
+        max_recent: int = 20,
+        max_bought: int = 500,
+    ) -> None:
+        self.long_half_life = long_half_life
+        self.short_half_life = short_half_life
+        self.query_half_life = query_half_life
+        self.kind_weights = dict(kind_weights or KIND_WEIGHTS)
+        self.query_weight = query_weight
+        self.max_recent = max_recent
+        self.max_bought = max_bought
+
+    def learn_interaction(
+        self,
+        state: UserState,
+        item_id: ItemId,
+        item_vector: Vector | None,
+        kind: str,
+        ts: Timestamp,
+        session_id: str | None = None,
+    ) -> UserState:
+        """Fold one click-stream interaction into the user's state."""
+        w = self.kind_weights[kind]
+        long, short = state.long, state.short
+        if item_vector is not None:
+            long = long.add(item_vector, w, ts, self.long_half_life)
+            short = short.add(item_vector, w, ts, self.short_half_life)
+        recent = [i for i in state.recent if i != item_id] + [item_id]
+        bought = state.bought
+        if kind == "purchase" and item_id not in bought:
+            bought = (bought + [item_id])[-self.max_bought :]
+        return replace(
+            state,
+            long=long,
+            short=short,
+            recent=recent[-self.max_recent :],
+            bought=bought,
+            session_id=session_id or state.session_id,
+            last_ts=max(state.last_ts, ts),
+            n_events=state.n_events + 1,
+        )
+
+    def learn_query(
+        self, state: UserState, query_vector: Vector, ts: Timestamp, session_id: str | None = None
+    ) -> UserState:
+        """Fold a search query's embedding into the short-term vector and the query vector."""
+        return replace(
+            state,
+            short=state.short.add(query_vector, self.query_weight, ts, self.short_half_life),
+            query=state.query.add(query_vector, 1.0, ts, self.query_half_life),
+            session_id=session_id or state.session_id,
+            last_ts=max(state.last_ts, ts),
+            n_events=state.n_events + 1,
+        )
+
+    def long_vector(self, state: UserState) -> Vector | None:
+        """Unit long-term interest vector (None for a new user)."""
+        return state.long.direction()
+
+    def short_vector(self, state: UserState) -> Vector | None:
+        """Unit short-term (session) interest vector."""
+        return state.short.direction()
+
+    def confidences(self, state: UserState, now: Timestamp) -> tuple[float, float, float]:
+        """How much to trust the long, short and query vectors at ``now`` (each in [0, 1])."""
+
+        def squash(w: float, scale: float) -> float:
+            return float(w / (w + scale)) if w > 0 else 0.0
+
+        return (
+            squash(state.long.weight_at(now, self.long_half_life), 2.0),
+            squash(state.short.weight_at(now, self.short_half_life), 2.0),
+            squash(state.query.weight_at(now, self.query_half_life), 0.5),
+        )

@@ -1,0 +1,160 @@
+"""In-memory item index: one row of the fused embedding matrix per catalog item.
+
+Every worker rebuilds it from the compacted item-vector topic on start. Retrieval
+is one matrix product per batch of users, never a loop per item.
+
+>>> import numpy as np
+>>> idx = ItemIndex(dim=2)
+>>> idx.upsert("a", np.array([1, 0], np.float32), category="x")
+>>> idx.upsert("b", np.array([0, 1], np.float32), category="y")
+>>> rows, scores = idx.nearest(np.array([[0.9, 0.1]], np.float32), k=1)
+>>> [idx.item_id(r) for r in rows[0]], len(idx)
+(['a'], 2)
+>>> idx.delete("a"); len(idx), "a" in idx
+(1, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.types import ItemId, Matrix, Vector
+from models.vectors import l2_normalize
+
+IntArray = NDArray[np.int64]
+
+
+class ItemIndex:
+    """Item embeddings plus the metadata ranking needs (category, price)."""
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._vectors = np.zeros((capacity, dim), dtype=np.float32)
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._ids: list[ItemId] = []
+        self._rows: dict[ItemId, int] = {}
+        self._categories: list[str] = []
+        self._prices = np.full(capacity, np.nan, dtype=np.float32)
+        self._titles: list[str] = []
+        self._free: list[int] = []
+        self.version = 0  # bumped on every change
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._rows
+
+    @property
+    def size(self) -> int:
+        """Number of rows in use (alive or free); row ids are below this."""
+        return len(self._ids)
+
+    def _grow(self) -> None:
+        cap = self._vectors.shape[0] * 2
+        self._vectors = np.resize(self._vectors, (cap, self.dim))
+        self._vectors[len(self._ids) :] = 0.0
+        alive = np.zeros(cap, dtype=bool)
+        alive[: self._alive.shape[0]] = self._alive
+        self._alive = alive
+        prices = np.full(cap, np.nan, dtype=np.float32)
+        prices[: self._prices.shape[0]] = self._prices
+        self._prices = prices
+
+    def upsert(
+        self,
+        item_id: ItemId,
+        vector: Vector,
+        category: str = "",
+        price: float | None = None,
+        title: str = "",
+    ) -> None:
+        """Insert or replace an item's embedding and metadata."""
+        if vector.shape != (self.dim,):
+            raise ValueError(f"vector of {item_id!r} has shape {vector.shape}, expected ({self.dim},)")
+        row = self._rows.get(item_id)
+        if row is None:
+            if self._free:
+                row = self._free.pop()
+                self._ids[row] = item_id
+                self._categories[row] = category
+                self._titles[row] = title
+            else:
+                if len(self._ids) == self._vectors.shape[0]:
+                    self._grow()
+                row = len(self._ids)
+                self._ids.append(item_id)
+                self._categories.append(category)
+                self._titles.append(title)
+            self._rows[item_id] = row
+        else:
+            self._categories[row] = category
+            self._titles[row] = title
+        self._vectors[row] = l2_normalize(vector)
+        self._prices[row] = np.nan if price is None else price
+        self._alive[row] = True
+        self.version += 1
+
+    def delete(self, item_id: ItemId) -> None:
+        """Remove an item (a catalog tombstone); unknown ids are ignored."""
+        row = self._rows.pop(item_id, None)
+        if row is None:
+            return
+        self._alive[row] = False
+        self._vectors[row] = 0.0
+        self._free.append(row)
+        self.version += 1
+
+    def row(self, item_id: ItemId) -> int | None:
+        """Row of an item, or None when it is not in the catalog."""
+        return self._rows.get(item_id)
+
+    def rows(self, item_ids: Iterable[ItemId]) -> IntArray:
+        """Rows of the known items among ``item_ids`` (unknown ones are skipped)."""
+        return np.fromiter((r for i in item_ids if (r := self._rows.get(i)) is not None), dtype=np.int64)
+
+    def item_id(self, row: int) -> ItemId:
+        return self._ids[row]
+
+    def item_ids(self, rows: Sequence[int] | IntArray) -> list[ItemId]:
+        return [self._ids[int(r)] for r in rows]
+
+    def vector(self, item_id: ItemId) -> Vector | None:
+        row = self._rows.get(item_id)
+        return None if row is None else self._vectors[row].copy()
+
+    def category(self, item_id: ItemId) -> str | None:
+        row = self._rows.get(item_id)
+        return None if row is None else self._categories[row]
+
+    def title(self, item_id: ItemId) -> str | None:
+        row = self._rows.get(item_id)
+        return None if row is None else self._titles[row]
+
+    @property
+    def matrix(self) -> Matrix:
+        """Embedding rows ``[0, size)``; dead rows are zero."""
+        return self._vectors[: len(self._ids)]
+
+    @property
+    def alive(self) -> NDArray[np.bool_]:
+        return self._alive[: len(self._ids)]
+
+    def nearest(self, queries: Matrix, k: int) -> tuple[IntArray, Matrix]:
+        """Top-``k`` rows by dot product for each query row, best first.
+
+        Returns ``(rows, scores)`` of shape ``(n_queries, min(k, live items))``.
+        """
+        n = len(self._ids)
+        k = min(k, len(self._rows))
+        if k == 0 or queries.shape[0] == 0:
+            return np.zeros((queries.shape[0], 0), np.int64), np.zeros((queries.shape[0], 0), np.float32)
+        sims = queries.astype(np.float32) @ self._vectors[:n].T
+        sims[:, ~self._alive[:n]] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)

@@ -1,0 +1,99 @@
+"""The refresh path as one pure function over a micro-batch of users.
+
+:class:`Recommender` bundles the derived, rebuildable state every worker keeps in
+memory (item index, co-visitation, trending) with the learner and the scorer, and
+turns many users' states into their top-K lists in one vectorised pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models.candidates import SOURCES, UserContext, generate_candidates
+from models.covisitation import CoVisitation
+from models.interest import InterestLearner, UserState
+from models.item_index import ItemIndex
+from models.ranking import BlendScorer, Scorer, top_k_per_user
+from models.trending import Trending
+from models.types import ItemId, Timestamp, UserId
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One recommended item."""
+
+    item_id: ItemId
+    score: float
+    source: str
+
+
+class Recommender:
+    """Scores candidates for batches of users against shared item-side state."""
+
+    def __init__(
+        self,
+        index: ItemIndex,
+        covisitation: CoVisitation,
+        trending: Trending,
+        learner: InterestLearner,
+        scorer: Scorer | None = None,
+        top_k: int = 10,
+        per_source: int = 100,
+        exclude_recent: bool = True,
+    ) -> None:
+        self.index = index
+        self.covisitation = covisitation
+        self.trending = trending
+        self.learner = learner
+        self.scorer: Scorer = scorer or BlendScorer()
+        self.top_k = top_k
+        self.per_source = per_source
+        self.exclude_recent = exclude_recent
+
+    @property
+    def model_version(self) -> str:
+        return self.scorer.version
+
+    def context(self, user_id: UserId, state: UserState, now: Timestamp) -> UserContext:
+        """Ranking view of a user's state at ``now``."""
+        c_long, c_short, c_query = self.learner.confidences(state, now)
+        return UserContext(
+            user_id=user_id,
+            long=self.learner.long_vector(state),
+            short=self.learner.short_vector(state),
+            query=state.query.direction(),
+            conf_long=c_long,
+            conf_short=c_short,
+            conf_query=c_query,
+            recent=tuple(state.recent),
+            bought=tuple(state.bought),
+        )
+
+    def recommend(
+        self, users: Sequence[tuple[UserId, UserState]], now: Timestamp, k: int | None = None
+    ) -> list[list[ScoredItem]]:
+        """Top-``k`` lists for a micro-batch of users, in the order given."""
+        k = k or self.top_k
+        contexts = [self.context(uid, state, now) for uid, state in users]
+        out: list[list[ScoredItem]] = [[] for _ in contexts]
+        if not contexts or len(self.index) == 0:
+            return out
+        cands = generate_candidates(
+            contexts,
+            self.index,
+            self.covisitation,
+            self.trending,
+            per_source=self.per_source,
+            exclude_recent=self.exclude_recent,
+        )
+        if len(cands) == 0:
+            return out
+        scores, reasons = self.scorer.score(cands)
+        keep = top_k_per_user(cands.user, cands.row, scores, cands.trending, k)
+        ids = self.index.item_ids(cands.row[keep])
+        for pos, item_id in zip(keep.tolist(), ids):
+            out[int(cands.user[pos])].append(
+                ScoredItem(item_id, round(float(scores[pos]), 6), SOURCES[int(reasons[pos])])
+            )
+        return out

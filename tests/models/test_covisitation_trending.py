@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from models.covisitation import CoVisitation, covisit_pairs
+from models.trending import Trending
+
+
+def test_covisit_pairs_weights_by_distance_and_skips_self() -> None:
+    pairs = covisit_pairs(["a", "b", "c", "x"], "x", window=2)
+    assert ("c", "x", 1.0) in pairs and ("x", "b", 0.5) in pairs
+    assert all(a != b for a, b, _ in pairs) and len(pairs) == 4
+
+
+def test_neighbors_are_pruned_to_the_strongest() -> None:
+    cv = CoVisitation(max_neighbors=3)
+    for i in range(10):
+        cv.learn_one("a", f"n{i}", float(i))
+    assert [n for n, _ in cv.neighbors("a", k=3)] == ["n9", "n8", "n7"]
+    assert len(cv._weights["a"]) <= 6
+
+
+def test_scores_for_prefers_neighbours_of_recent_items() -> None:
+    cv = CoVisitation()
+    cv.learn_many([("old", "p", 5.0), ("new", "q", 5.0)])
+    scores = cv.scores_for(["old", "new"])
+    assert scores["q"] == pytest.approx(1.0) and scores["p"] == pytest.approx(0.5)
+    assert cv.scores_for(["unknown"]) == {}
+
+
+def test_trending_decays_with_event_time() -> None:
+    t = Trending(half_life=60.0)
+    t.learn_one("a", 8.0, ts=0.0)
+    t.learn_one("b", 3.0, ts=180.0)  # a has decayed to 1 by now
+    assert [i for i, _ in t.top(2)] == ["b", "a"]
+    assert t.top(2)[1][1] == pytest.approx(1 / 3)
+
+
+def test_trending_survives_long_gaps_without_overflow() -> None:
+    t = Trending(half_life=1.0)
+    t.learn_one("a", 1.0, ts=0.0)
+    t.learn_one("b", 1.0, ts=10_000.0)
+    assert t.top(1)[0][0] == "b"
+    assert t.top(5)[0][1] == 1.0
