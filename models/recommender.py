@@ -71,11 +71,15 @@ class Recommender:
         )
 
     def recommend(
-        self, users: Sequence[tuple[UserId, UserState]], now: Timestamp, k: int | None = None
+        self, users: Sequence[tuple[UserId, UserState, Timestamp]], k: int | None = None
     ) -> list[list[ScoredItem]]:
-        """Top-``k`` lists for a micro-batch of users, in the order given."""
+        """Top-``k`` lists for a micro-batch of ``(user_id, state, now)``, in the order given.
+
+        ``now`` is the time the list is for (the triggering event's time in the
+        stream), which sets how much the decaying interests still count.
+        """
         k = k or self.top_k
-        contexts = [self.context(uid, state, now) for uid, state in users]
+        contexts = [self.context(uid, state, now) for uid, state, now in users]
         out: list[list[ScoredItem]] = [[] for _ in contexts]
         if not contexts or len(self.index) == 0:
             return out

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     providers: list[str] = Field(default=["CUDAExecutionProvider", "CPUExecutionProvider"])
     fetch_image_urls: bool = Field(default=True, description="download http(s) item images")
     image_fetch_timeout_s: float = 3.0
+    image_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    image_root: Path | None = Field(
+        default=None, description="item images given as file paths must lie under this folder"
+    )
 
     # --- Validation ------------------------------------------------------------
     max_event_bytes: int = Field(default=64 * 1024, gt=0)

@@ -35,7 +35,7 @@ def test_single_category_user_gets_that_category() -> None:
     for i in range(8):
         item = f"B{i:02d}"
         s = rec.learner.learn_interaction(s, item, idx.vector(item), "click", ts=100.0 + i)
-    (items,) = rec.recommend([("u", s)], now=110.0)
+    (items,) = rec.recommend([("u", s, 110.0)])
     assert len(items) == 10
     assert sum(idx.category(x.item_id) == "B" for x in items) >= 9
     assert not {x.item_id for x in items} & set(s.recent)  # just-seen items are left out
@@ -50,7 +50,7 @@ def test_bought_items_never_come_back_even_when_recent_allowed() -> None:
     for i in range(5):
         item = f"C{i:02d}"
         s = rec.learner.learn_interaction(s, item, idx.vector(item), "purchase", ts=float(i))
-    (items,) = rec.recommend([("u", s)], now=5.0)
+    (items,) = rec.recommend([("u", s, 5.0)])
     assert not {x.item_id for x in items} & set(s.bought)
 
 
@@ -63,7 +63,7 @@ def test_search_pulls_matching_items_and_is_labelled() -> None:
         s = rec.learner.learn_interaction(s, item, idx.vector(item), "view", ts=float(i))
     q = centres["D"] / np.linalg.norm(centres["D"])
     s = rec.learner.learn_query(s, q.astype(np.float32), ts=6.0)
-    (items,) = rec.recommend([("u", s)], now=6.0)
+    (items,) = rec.recommend([("u", s, 6.0)])
     top = items[:5]
     assert all(idx.category(x.item_id) == "D" for x in top)
     assert top[0].source == "search"
@@ -75,8 +75,8 @@ def test_new_user_gets_trending_and_batch_is_independent_of_order() -> None:
     for i, item in enumerate(["A01", "C03", "C03", "D07"]):
         rec.trending.learn_one(item, 1.0, ts=float(i))
     s = rec.learner.learn_interaction(UserState(), "B01", idx.vector("B01"), "click", ts=1.0)
-    a = rec.recommend([("new", UserState()), ("old", s)], now=2.0)
-    b = rec.recommend([("old", s), ("new", UserState())], now=2.0)
+    a = rec.recommend([("new", UserState(), 2.0), ("old", s, 2.0)])
+    b = rec.recommend([("old", s, 2.0), ("new", UserState(), 2.0)])
     assert a[0] == b[1] and a[1] == b[0]
     assert [x.item_id for x in a[0]][:3] == ["C03", "D07", "A01"]  # more recent counts more
     assert all(x.source == "trending" for x in a[0])

@@ -1,0 +1,67 @@
+"""catalog.items -> item embeddings on the compacted item-vector topic.
+
+Each upsert is embedded once (text, plus image when it has one) by whichever
+worker owns its partition; every worker loads the result into its index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agents.dead_letter import decode_batch
+from models.image_preprocess import decode_image
+from models.item_embedding import item_text
+from streams.images import ImageUnavailable, load_image_bytes
+from streams.internal import ItemVector
+from streams.records import ItemEvent
+
+if TYPE_CHECKING:
+    from streams.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def _load_image(p: Pipeline, item: ItemEvent) -> np.ndarray | None:
+    if not item.image:
+        return None
+    try:
+        return decode_image(load_image_bytes(item.image, p.settings))
+    except (ImageUnavailable, ValueError) as exc:
+        p.metrics.image_errors.inc()
+        log.warning("item %s: image not used, embedding text only: %s", item.item_id, exc)
+        return None
+
+
+def embed_items(p: Pipeline, items: list[ItemEvent]) -> list[ItemVector]:
+    """Fused vectors for a batch of upserts (runs in a thread: onnxruntime releases the GIL)."""
+    texts = [item_text(i.title, i.description, i.category, i.tags) for i in items]
+    images = [_load_image(p, i) for i in items]
+    vectors = p.embedder.embed_items(texts, images)
+    return [
+        ItemVector(i.item_id, v, p.embedder.version, i.category, i.price, i.title) for i, v in zip(items, vectors)
+    ]
+
+
+def register(p: Pipeline) -> None:
+    """Attach the catalog agent."""
+
+    @p.app.agent(p.topics.catalog, name="catalog")
+    async def catalog(stream):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(64, within=0.2):
+            good = await decode_batch(p, events, ItemEvent, p.limits(catalog=True), key_field="item_id")
+            latest = {rec.item_id: rec for _, rec in good}  # last write per item in the batch wins
+            upserts = [r for r in latest.values() if not r.deleted]
+            for rec in latest.values():
+                if rec.deleted:
+                    await p.topics.item_vectors.send(key=rec.item_id.encode(), value=None)
+            if upserts:
+                vectors = await loop.run_in_executor(None, embed_items, p, upserts)
+                for iv in vectors:
+                    await p.topics.item_vectors.send(key=iv.item_id.encode(), value=iv.to_bytes())
+            log.debug("catalog batch: %d events, %d upserts", len(events), len(upserts))
+

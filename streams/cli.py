@@ -1,0 +1,222 @@
+"""The ``streamrec`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import click
+from pydantic import ValidationError
+
+from streams.settings import Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment plus CLI overrides; a clear error if invalid."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise click.UsageError(
+            "invalid settings (from STREAMREC_* environment variables or options):\n" + "\n".join(lines)
+        ) from None
+
+
+def _require_addresses(s: Settings) -> None:
+    if s.kafka_bootstrap_servers is None or s.redis_url is None:
+        raise click.UsageError(
+            "no Kafka/Redis address configured. Run `streamrec up` in another terminal and export the "
+            "STREAMREC_KAFKA_BOOTSTRAP_SERVERS and STREAMREC_REDIS_URL lines it prints, "
+            "or point them at your own Kafka and Redis."
+        )
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="streamrec")
+def main() -> None:
+    """streamrec: a streaming real-time recommender (Kafka events in, fresh recommendations out).
+
+    Settings come from STREAMREC_* environment variables (see the README). With no
+    Kafka or Redis address set, `worker`, `up` and `demo` start an embedded broker
+    (Tansu) and Redis (Valkey) on loopback and stop them on exit.
+    """
+
+
+@main.command()
+@click.option("--web-port", type=int, help="port of /metrics and /status (default 6066)")
+@click.option("--log-level", default=None, help="debug, info, warning, error")
+def worker(web_port: int | None, log_level: str | None) -> None:
+    """Run a worker (with embedded servers when no addresses are configured)."""
+    from streams.runtime import resolve_addresses
+    from streams.worker import run_worker
+
+    s = _settings(web_port=web_port, log_level=log_level)
+    _logging(s.log_level)
+    with resolve_addresses(s) as resolved:
+        if s.embedded:
+            click.echo(f"embedded broker {resolved.kafka_bootstrap_servers}, redis {_redis_url(resolved)}", err=True)
+        run_worker(resolved)
+
+
+def _redis_url(s: Settings) -> str:
+    return s.redis_url.get_secret_value() if s.redis_url else ""
+
+
+@main.command()
+@click.option("--no-worker", is_flag=True, help="only run the broker and Redis (start workers yourself)")
+@click.option("--web-port", type=int, help="port of the worker's /metrics and /status")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="also write the exports here")
+def up(no_worker: bool, web_port: int | None, env_file: Path | None) -> None:
+    """Start the embedded broker and Redis, create the topics, and run a worker.
+
+    Prints the environment to point other streamrec commands (produce, recs,
+    more workers) and your own clients at the embedded servers.
+    """
+    from streams.runtime import resolve_addresses
+    from streams.topics import ensure_topics
+    from streams.worker import run_worker
+
+    s = _settings(web_port=web_port)
+    if not s.embedded:
+        raise click.UsageError(
+            "`up` runs the embedded servers, but STREAMREC_KAFKA_BOOTSTRAP_SERVERS or STREAMREC_REDIS_URL is set; "
+            "unset them, or use `streamrec worker` against your own Kafka and Redis."
+        )
+    _logging(s.log_level)
+    with resolve_addresses(s) as resolved:
+        report = ensure_topics(resolved)
+        exports = (
+            f"export STREAMREC_KAFKA_BOOTSTRAP_SERVERS={resolved.kafka_bootstrap_servers}\n"
+            f"export STREAMREC_REDIS_URL={_redis_url(resolved)}\n"
+        )
+        click.echo(f"topics: {len(report.created)} created, {len(report.existing)} present")
+        click.echo("embedded servers are up; in another shell:\n" + exports, nl=False)
+        if env_file:
+            env_file.write_text(exports)
+        sys.stdout.flush()
+        if no_worker:
+            click.echo("Ctrl-C stops them.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
+        run_worker(resolved)
+
+
+@main.group()
+def topics() -> None:
+    """Create and inspect the topics (explicit partition counts; never broker auto-creation)."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every topic with its configured partitions; check existing ones."""
+    from streams.topics import TopicMismatch, ensure_topics
+
+    s = _settings()
+    _require_addresses(s)
+    try:
+        report = ensure_topics(s)
+    except TopicMismatch as exc:
+        raise click.ClickException(str(exc)) from None
+    for name in report.created:
+        click.echo(f"created  {name}")
+    for name in report.existing:
+        click.echo(f"present  {name}")
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Show every topic streamrec uses with its expected and actual partitions."""
+    from streams.topics import describe_topics, topic_specs
+
+    s = _settings()
+    _require_addresses(s)
+    actual = describe_topics(s)
+    for spec in topic_specs(s):
+        have = actual.get(spec.name)
+        state = "missing" if have is None else ("ok" if have == spec.partitions else "MISMATCH")
+        click.echo(f"{spec.name:48} expected {spec.partitions:3}  actual {have if have is not None else '-':>3}  {state}")
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--topic",
+    type=click.Choice(["auto", "catalog", "clicks", "searches", "impressions"]),
+    default="auto",
+    show_default=True,
+    help="where to send the lines; auto picks by each line's fields",
+)
+@click.option("--no-validate", is_flag=True, help="send invalid lines anyway (they end in the DLQ)")
+def produce(file: IO[bytes], topic: str, no_validate: bool) -> None:
+    """Send JSON-lines events from FILE (or - for stdin) to their topics, keyed correctly."""
+    from streams.producer import ProduceError, produce_lines
+
+    s = _settings()
+    _require_addresses(s)
+    try:
+        counts = produce_lines(s, file, topic=topic, validate=not no_validate)
+    except ProduceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(", ".join(f"{n} to {t}" for t, n in counts.items()) or "nothing sent")
+
+
+@main.command()
+@click.argument("user_id")
+@click.option("--surface", default="home", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the stored JSON")
+def recs(user_id: str, surface: str, as_json: bool) -> None:
+    """Print USER_ID's latest recommendations from Redis."""
+    import redis
+
+    from agents.refresh import recommendation_from_json
+
+    s = _settings()
+    _require_addresses(s)
+    assert s.redis_url is not None
+    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=5)
+    try:
+        raw = client.get(s.rec_key(user_id, surface))
+    except redis.RedisError as exc:
+        raise click.ClickException(f"cannot read Redis: {exc}") from None
+    if raw is None:
+        raise click.ClickException(f"no recommendations for {user_id!r} (surface {surface}) in Redis yet")
+    rec = recommendation_from_json(raw)
+    if as_json:
+        click.echo(json.dumps(rec, indent=2))
+        return
+    age = time.time() - float(rec["generated_at"])  # type: ignore[arg-type]
+    click.echo(f"{user_id}: {len(rec['items'])} items, model {rec['model_version']}, {age:.1f}s old")  # type: ignore[arg-type]
+    for i, item in enumerate(rec["items"], 1):  # type: ignore[arg-type]
+        click.echo(f"{i:3}. {item['item_id']:24} {item['score']:8.4f}  {item['source']}")
+
+
+@main.command()
+@click.option("--users", default=40, show_default=True, help="simulated shoppers")
+@click.option("--events", default=4000, show_default=True, help="click and search events to stream")
+@click.option("--rate", default=400.0, show_default=True, help="offered events per second")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--show", default=6, show_default=True, help="users to show at the end")
+def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:
+    """Stream simulated shoppers through the embedded broker and show their recommendations."""
+    from streams.demo.run import DemoError, run_demo
+
+    s = _settings()
+    try:
+        run_demo(s, n_users=users, n_events=events, rate=rate, seed=seed, show=show)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

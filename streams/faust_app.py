@@ -1,0 +1,92 @@
+"""The Faust application class and its factory.
+
+:class:`StreamrecApp` only changes one thing in Faust: the longest time a fetch
+waits for data, which Faust hard-codes to 1.5 s. Brokers that hold a fetch for its
+whole max wait (as the embedded one does) would add that to every hop.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aiokafka
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
+
+from streams.settings import Settings
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = int(self.app.conf.streamrec_fetch_max_wait_ms)  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class StreamrecApp(faust.App):
+    """A Faust app whose worker consumer uses a configurable fetch wait."""
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(url=self.conf.broker_consumer, app=self, loop=self.loop)
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    ctx: ssl.SSLContext | None = None
+    if protocol in ("SSL", "SASL_SSL"):
+        ctx = aiokafka.helpers.create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    if protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None and settings.kafka_sasl_mechanism
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ctx,
+        )
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def create_app(settings: Settings) -> StreamrecApp:
+    """A configured (not yet started) Faust app for ``settings``."""
+    app = StreamrecApp(
+        settings.app_id,
+        broker=[f"kafka://{s}" for s in settings.bootstrap_list],
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,  # topics are created explicitly, with their partition counts
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_request_timeout=max(40.0, settings.kafka_session_timeout_s + 5),
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        datadir=str(settings.data_dir),
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+    )
+    app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,94 @@
+"""Wire formats of the internal topics (JSON, versioned by field names, never pickle).
+
+- ``streamrec.item-vectors`` (compacted, keyed by item_id): :class:`ItemVector`; a
+  tombstone (null value) deletes the item.
+- ``streamrec.item-stats``: :class:`StatsDelta`, one per processed click batch, the
+  co-visitation and trending increments every worker applies.
+- ``streamrec.refresh`` (keyed by user_id): :class:`RefreshRequest`.
+
+>>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)])
+>>> StatsDelta.from_bytes(d.to_bytes()) == d
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.types import ItemId, Timestamp, UserId, Vector
+from models.vectors import decode_vector, encode_vector
+
+
+@dataclass(frozen=True)
+class ItemVector:
+    """An item's fused embedding plus the metadata ranking needs."""
+
+    item_id: ItemId
+    vector: Vector
+    space: str
+    category: str = ""
+    price: float | None = None
+    title: str = ""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "item_id": self.item_id,
+                "vector": encode_vector(self.vector),
+                "space": self.space,
+                "category": self.category,
+                "price": self.price,
+                "title": self.title,
+            }
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ItemVector:
+        d = json.loads(raw)
+        return cls(
+            item_id=d["item_id"],
+            vector=decode_vector(d["vector"]).astype(np.float32),
+            space=d["space"],
+            category=d.get("category") or "",
+            price=d.get("price"),
+            title=d.get("title") or "",
+        )
+
+
+@dataclass(frozen=True)
+class StatsDelta:
+    """Co-visitation pairs (a, b, weight) and trending counts (item, weight, ts)."""
+
+    pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
+    counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"pairs": self.pairs, "counts": self.counts}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> StatsDelta:
+        d = json.loads(raw)
+        return cls(
+            pairs=[(str(a), str(b), float(w)) for a, b, w in d.get("pairs", [])],
+            counts=[(str(i), float(w), float(ts)) for i, w, ts in d.get("counts", [])],
+        )
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """Ask the refresh agent to recompute a user's list; carries the trigger for latency."""
+
+    user_id: UserId
+    trigger_ts: Timestamp
+    event_id: str | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"user_id": self.user_id, "trigger_ts": self.trigger_ts, "event_id": self.event_id}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> RefreshRequest:
+        d = json.loads(raw)
+        return cls(str(d["user_id"]), float(d["trigger_ts"]), d.get("event_id"))

@@ -1,0 +1,139 @@
+"""Everything one worker runs, wired together: app, topics, tables, models, sinks.
+
+:func:`build_pipeline` is the factory; tests call it with their own settings and
+encoders. Nothing here does I/O until the Faust worker starts the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+import faust
+
+from models.covisitation import CoVisitation
+from models.interest import InterestLearner, UserState
+from models.item_embedding import ItemEmbedder
+from models.item_index import ItemIndex
+from models.recommender import Recommender
+from models.trending import Trending
+from streams.faust_app import StreamrecApp, create_app
+from streams.metrics import Metrics
+from streams.redis_sink import RedisWriter, create_redis_client
+from streams.settings import Settings
+from streams.validation import Limits
+
+
+@dataclass
+class Topics:
+    """The Faust topic objects of one app (all raw bytes; records are decoded by the agents)."""
+
+    catalog: faust.TopicT
+    clicks: faust.TopicT
+    searches: faust.TopicT
+    recommendations: faust.TopicT
+    dlq: faust.TopicT
+    item_vectors: faust.TopicT
+    item_stats: faust.TopicT
+    refresh: faust.TopicT
+
+
+@dataclass
+class Pipeline:
+    """One worker's parts. State that must survive a crash lives in ``users`` (a changelog-backed table);
+    the recommender's item-side state is rebuilt from compacted topics on start."""
+
+    settings: Settings
+    app: StreamrecApp
+    topics: Topics
+    users: faust.types.TableT
+    embedder: ItemEmbedder
+    recommender: Recommender
+    metrics: Metrics
+    redis: RedisWriter
+    items_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def load_user(self, user_id: str) -> UserState:
+        """A user's state from the table (a fresh state for a new user)."""
+        raw = self.users.get(user_id)
+        return UserState.from_dict(json.loads(raw)) if raw else UserState()
+
+    def save_user(self, user_id: str, state: UserState) -> None:
+        """Write a user's state (one changelog record)."""
+        self.users[user_id] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+
+    def limits(self, catalog: bool = False) -> Limits:
+        """Decoding limits right now (the upper time bound moves with the clock)."""
+        s = self.settings
+        return Limits(
+            max_bytes=s.max_catalog_event_bytes if catalog else s.max_event_bytes,
+            min_ts=s.min_event_ts,
+            max_ts=s.max_event_ts(),
+        )
+
+
+def _topics(app: StreamrecApp, s: Settings) -> Topics:
+    def t(name: str, partitions: int) -> faust.TopicT:
+        return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes)
+
+    return Topics(
+        catalog=t(s.topic_catalog, s.catalog_partitions),
+        clicks=t(s.topic_clicks, s.partitions),
+        searches=t(s.topic_searches, s.partitions),
+        recommendations=t(s.topic_recommendations, s.partitions),
+        dlq=t(s.topic_dlq, s.dlq_partitions),
+        item_vectors=t(s.topic_item_vectors, s.catalog_partitions),
+        item_stats=t(s.topic_item_stats, 1),
+        refresh=t(s.topic_refresh, s.partitions),
+    )
+
+
+def build_pipeline(settings: Settings, embedder: ItemEmbedder) -> Pipeline:
+    """Create the app, its topics and tables, the models and sinks, and register the agents."""
+    from agents import register_all  # agents depend on this module; import late
+
+    app = create_app(settings)
+    metrics = Metrics()
+    users = app.Table(
+        "users",
+        default=None,
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=bytes,
+        use_partitioner=True,  # lets agents write inside stream.take() batches
+        help="Per-user interest state (UserState as JSON), keyed by user_id",
+    )
+    learner = InterestLearner(
+        long_half_life=settings.long_half_life_s,
+        short_half_life=settings.short_half_life_s,
+        query_half_life=settings.query_half_life_s,
+    )
+    recommender = Recommender(
+        ItemIndex(dim=embedder.dim),
+        CoVisitation(),
+        Trending(half_life=settings.trending_half_life_s),
+        learner,
+        top_k=settings.top_k,
+        per_source=settings.candidates_per_source,
+        exclude_recent=settings.exclude_recent,
+    )
+    assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
+    redis = RedisWriter(
+        create_redis_client(settings.redis_url.get_secret_value()),
+        ttl_s=settings.rec_ttl_s,
+        on_written=metrics.latency.observe,
+        on_error=metrics.redis_errors.inc,
+    )
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        topics=_topics(app, settings),
+        users=users,
+        embedder=embedder,
+        recommender=recommender,
+        metrics=metrics,
+        redis=redis,
+    )
+    register_all(pipeline)
+    return pipeline

@@ -1,0 +1,99 @@
+"""Pipelined, batched Redis writes that survive Redis outages.
+
+Values are "latest wins" per key, so pending writes are coalesced by key: an
+outage grows the pending map by at most one entry per user and nothing is lost;
+the writer retries with exponential backoff until Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class RedisWriter:
+    """Coalesces ``SET key value EX ttl`` writes and flushes them in pipelines."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        ttl_s: int,
+        max_batch: int = 1000,
+        max_backoff_s: float = 5.0,
+        on_written: Callable[[float], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_s
+        self._max_batch = max_batch
+        self._max_backoff = max_backoff_s
+        self._on_written = on_written
+        self._on_error = on_error
+        self._pending: dict[str, tuple[bytes, float]] = {}
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def pending(self) -> int:
+        """Keys not yet written."""
+        return len(self._pending)
+
+    def put(self, key: str, value: bytes, trigger_ts: float) -> None:
+        """Queue a write (replacing any queued value of the same key)."""
+        self._pending[key] = (value, trigger_ts)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def run(self) -> None:
+        """Flush loop; run it as a background task for the life of the worker."""
+        backoff = 0.05
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                keys = list(self._pending)[: self._max_batch]
+                batch = {k: self._pending.pop(k) for k in keys}
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for key, (value, _) in batch.items():
+                            pipe.set(key, value, ex=self._ttl)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    for key, item in batch.items():
+                        self._pending.setdefault(key, item)  # a newer value wins
+                    if self._on_error:
+                        self._on_error()
+                    log.warning("Redis write of %d keys failed (%s); retrying in %.2fs", len(batch), exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                backoff = 0.05
+                if self._on_written:
+                    now = time.time()
+                    for _, trigger_ts in batch.values():
+                        self._on_written(now - trigger_ts)
+            self._idle.set()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def create_redis_client(url: str) -> aioredis.Redis:
+    """An asyncio Redis client for ``redis://`` or ``rediss://`` URLs."""
+    return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
