@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def register_all(pipeline: Pipeline) -> None:
     """Attach every agent, background task and web page to ``pipeline.app``."""
-    from agents import catalog, clicks, item_state, refresh, searches, web
+    from agents import catalog, events, item_state, refresh, web
 
-    for module in (item_state, catalog, clicks, searches, refresh, web):
+    for module in (item_state, catalog, events, refresh, web):
         module.register(pipeline)

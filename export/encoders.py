@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from models.image_preprocess import IMAGE_SIZE, preprocess
-from models.image_tower import ImageTower, default_image_weights_path, load_image_tower
+from models.image_tower import default_image_weights_path, load_image_tower
 from models.onnx_session import CPU_PROVIDER, create_session
 from models.text_encoder import MAX_SEQ_LENGTH, default_text_model_path, load_tokenizer, pad_batch
 from models.text_tower import TextTower, load_text_tower
@@ -64,6 +64,9 @@ OPSET = 17
 EXPORT_VERSION = 1
 TEXT_ONNX_NAME = "text_encoder.onnx"
 IMAGE_ONNX_NAME = "image_encoder.onnx"
+
+#: One parity check: onnxruntime feeds, and a thunk computing the PyTorch reference.
+_Case = tuple[dict[str, NDArray[Any]], Callable[[], NDArray[np.float32]]]
 
 # Real sentences of very different lengths, incl. empty, non-ASCII and one past 256 tokens.
 _PARITY_SENTENCES: tuple[str, ...] = (
@@ -110,7 +113,8 @@ def _quiet_export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path:
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
         warnings.filterwarnings("ignore", message=".*Constant folding - Only steps=1.*")
-        warnings.filterwarnings("ignore", message=".*The feature will be removed.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*The feature will be removed.*",
+                                category=DeprecationWarning)
         torch.onnx.export(
             module,
             args,
@@ -129,7 +133,7 @@ def _check_tolerance(tolerance: float) -> None:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
 
 
-def _compare(cases: list[tuple[dict[str, NDArray[Any]], Callable[[], NDArray[np.float32]]]],
+def _compare(cases: list[_Case],
              onnx_path: Path) -> tuple[float, int]:
     """Run each case in onnxruntime (CPU) and PyTorch: (max abs diff, rows compared)."""
     onnx.checker.check_model(str(onnx_path))
@@ -171,7 +175,7 @@ def _temp_next_to(out_path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _text_cases(tower: TextTower, source: Path) -> list[tuple[dict[str, NDArray[Any]], Callable[[], NDArray[np.float32]]]]:
+def _text_cases(tower: TextTower, source: Path) -> list[_Case]:
     tokenizer = load_tokenizer(source)
     pad = tokenizer.token_to_id("[PAD]") or 0
     real = pad_batch([e.ids for e in tokenizer.encode_batch(list(_PARITY_SENTENCES))], pad)
@@ -185,7 +189,7 @@ def _text_cases(tower: TextTower, source: Path) -> list[tuple[dict[str, NDArray[
     long_ids = rng.integers(1000, vocab, size=(2, MAX_SEQ_LENGTH), dtype=np.int64)
     long_mask = np.ones_like(long_ids)
 
-    def case(ids: NDArray[np.int64], mask: NDArray[np.int64]) -> tuple[dict[str, NDArray[Any]], Callable[[], NDArray[np.float32]]]:
+    def case(ids: NDArray[np.int64], mask: NDArray[np.int64]) -> _Case:
         def reference() -> NDArray[np.float32]:
             with torch.no_grad():
                 return tower(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
@@ -260,10 +264,10 @@ def export_image_encoder(out_path: Path, weights: Path | None = None,
     random_pixels = rng.uniform(-1.0, 1.0, size=(3, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
     synthetic = preprocess(_synthetic_images())
 
-    def case(pixels: NDArray[np.float32]) -> tuple[dict[str, NDArray[Any]], Callable[[], NDArray[np.float32]]]:
+    def case(pixels: NDArray[np.float32]) -> _Case:
         def reference() -> NDArray[np.float32]:
             with torch.no_grad():
-                return _run_image(tower, pixels)
+                return tower(torch.from_numpy(pixels)).numpy()
         return {"pixel_values": pixels}, reference
 
     with _temp_next_to(out_path) as tmp:
@@ -276,10 +280,6 @@ def export_image_encoder(out_path: Path, weights: Path | None = None,
         )
         worst, rows = _compare([case(random_pixels), case(synthetic), case(synthetic[:1].copy())], tmp)
         return _finish(tmp, out_path, worst, rows, tolerance, started, "image")
-
-
-def _run_image(tower: ImageTower, pixels: NDArray[np.float32]) -> NDArray[np.float32]:
-    return tower(torch.from_numpy(pixels)).numpy()
 
 
 # --- cache -------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def generate_candidates(
     covisitation: CoVisitation,
     trending: Trending,
     per_source: int = 100,
-    exclude_recent: bool = True,
+    exclude_recent: int = 5,
 ) -> Candidates:
     """All candidate pairs with features for ``users`` (one matrix product per vector kind)."""
     n_users, n_rows = len(users), index.size
@@ -154,7 +154,7 @@ def generate_candidates(
     # Drop what the user bought (always) and just interacted with (optionally).
     excluded: list[int] = []
     for ui, u in enumerate(users):
-        seen = list(u.bought) + (list(u.recent) if exclude_recent else [])
+        seen = list(u.bought) + (list(u.recent)[-exclude_recent:] if exclude_recent > 0 else [])
         excluded.extend(ui * n_rows + int(r) for r in index.rows(seen))
     keep = alive[row] & ~np.isin(keys, np.array(excluded, np.int64))
     user, row, src, keys = user[keep], row[keep], src[keep], keys[keep]

@@ -19,6 +19,8 @@ a :class:`UserState` value kept in a Faust table, one per user.
 
 from __future__ import annotations
 
+import json
+import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +28,8 @@ import numpy as np
 
 from models.types import ItemId, Timestamp, Vector
 from models.vectors import decay, decode_vector, encode_vector, l2_normalize
+
+_MAGIC = b"SRU1"
 
 #: How much one interaction of each kind moves the interest vectors.
 KIND_WEIGHTS: dict[str, float] = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
@@ -94,6 +98,59 @@ class UserState:
             "last_ts": self.last_ts,
             "n_events": self.n_events,
         }
+
+    def to_bytes(self) -> bytes:
+        """Compact binary form for the table: a JSON header, then the raw float32 vectors.
+
+        Vectors are stored bit-exactly, so a state recovered from the changelog
+        equals the state that was written.
+        """
+        vectors: list[bytes] = []
+        means: dict[str, Any] = {}
+        for name in ("long", "short", "query"):
+            m: DecayedMean = getattr(self, name)
+            if m.total is not None:
+                raw = np.asarray(m.total, dtype="<f4").tobytes()
+                means[name] = [len(raw), m.weight, m.ts]
+                vectors.append(raw)
+        header = json.dumps(
+            {
+                "m": means,
+                "recent": self.recent,
+                "bought": self.bought,
+                "session_id": self.session_id,
+                "last_ts": self.last_ts,
+                "n_events": self.n_events,
+            },
+            separators=(",", ":"),
+        ).encode()
+        return _MAGIC + struct.pack("<I", len(header)) + header + b"".join(vectors)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> UserState:
+        """Inverse of :meth:`to_bytes` (None or empty gives a new user's state)."""
+        if not raw:
+            return cls()
+        if raw[:4] != _MAGIC:
+            raise ValueError("not a serialised UserState")
+        (n,) = struct.unpack_from("<I", raw, 4)
+        h = json.loads(raw[8 : 8 + n])
+        offset = 8 + n
+        means: dict[str, DecayedMean] = {}
+        for name in ("long", "short", "query"):
+            if name in h["m"]:
+                size, weight, ts = h["m"][name]
+                vec = np.frombuffer(raw, dtype="<f4", count=size // 4, offset=offset).astype(np.float32)
+                means[name] = DecayedMean(vec, float(weight), float(ts))
+                offset += size
+        return cls(
+            recent=list(h["recent"]),
+            bought=list(h["bought"]),
+            session_id=h["session_id"],
+            last_ts=float(h["last_ts"]),
+            n_events=int(h["n_events"]),
+            **means,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> UserState:

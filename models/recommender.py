@@ -40,7 +40,7 @@ class Recommender:
         scorer: Scorer | None = None,
         top_k: int = 10,
         per_source: int = 100,
-        exclude_recent: bool = True,
+        exclude_recent: int = 5,
     ) -> None:
         self.index = index
         self.covisitation = covisitation

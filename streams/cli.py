@@ -204,7 +204,7 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
 @main.command()
 @click.option("--users", default=40, show_default=True, help="simulated shoppers")
 @click.option("--events", default=4000, show_default=True, help="click and search events to stream")
-@click.option("--rate", default=400.0, show_default=True, help="offered events per second")
+@click.option("--rate", default=300.0, show_default=True, help="offered events per second")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--show", default=6, show_default=True, help="users to show at the end")
 def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:

@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> StreamrecApp:
         web_port=settings.web_port,
         web_in_thread=False,
         datadir=str(settings.data_dir),
+        producer_linger=0.005,  # a few ms of batching: far fewer produce requests under load
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

@@ -4,7 +4,6 @@
   tombstone (null value) deletes the item.
 - ``streamrec.item-stats``: :class:`StatsDelta`, one per processed click batch, the
   co-visitation and trending increments every worker applies.
-- ``streamrec.refresh`` (keyed by user_id): :class:`RefreshRequest`.
 
 >>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)])
 >>> StatsDelta.from_bytes(d.to_bytes()) == d
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.types import ItemId, Timestamp, UserId, Vector
+from models.types import ItemId, Timestamp, Vector
 from models.vectors import decode_vector, encode_vector
 
 
@@ -75,20 +74,3 @@ class StatsDelta:
             pairs=[(str(a), str(b), float(w)) for a, b, w in d.get("pairs", [])],
             counts=[(str(i), float(w), float(ts)) for i, w, ts in d.get("counts", [])],
         )
-
-
-@dataclass(frozen=True)
-class RefreshRequest:
-    """Ask the refresh agent to recompute a user's list; carries the trigger for latency."""
-
-    user_id: UserId
-    trigger_ts: Timestamp
-    event_id: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return json.dumps({"user_id": self.user_id, "trigger_ts": self.trigger_ts, "event_id": self.event_id}).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> RefreshRequest:
-        d = json.loads(raw)
-        return cls(str(d["user_id"]), float(d["trigger_ts"]), d.get("event_id"))

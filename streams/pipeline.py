@@ -7,7 +7,6 @@ encoders. Nothing here does I/O until the Faust worker starts the app.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 
 import faust
@@ -30,13 +29,11 @@ class Topics:
     """The Faust topic objects of one app (all raw bytes; records are decoded by the agents)."""
 
     catalog: faust.TopicT
-    clicks: faust.TopicT
-    searches: faust.TopicT
+    events: faust.TopicT  # clicks and searches, consumed together
     recommendations: faust.TopicT
     dlq: faust.TopicT
     item_vectors: faust.TopicT
     item_stats: faust.TopicT
-    refresh: faust.TopicT
 
 
 @dataclass
@@ -56,12 +53,12 @@ class Pipeline:
 
     def load_user(self, user_id: str) -> UserState:
         """A user's state from the table (a fresh state for a new user)."""
-        raw = self.users.get(user_id)
-        return UserState.from_dict(json.loads(raw)) if raw else UserState()
+        return UserState.from_bytes(self.users.get(user_id))
 
     def save_user(self, user_id: str, state: UserState) -> None:
         """Write a user's state (one changelog record)."""
-        self.users[user_id] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+        self.users[user_id] = state.to_bytes()
+
 
     def limits(self, catalog: bool = False) -> Limits:
         """Decoding limits right now (the upper time bound moves with the clock)."""
@@ -74,18 +71,16 @@ class Pipeline:
 
 
 def _topics(app: StreamrecApp, s: Settings) -> Topics:
-    def t(name: str, partitions: int) -> faust.TopicT:
-        return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes)
+    def t(*names: str, partitions: int) -> faust.TopicT:
+        return app.topic(*names, partitions=partitions, key_type=bytes, value_type=bytes)
 
     return Topics(
-        catalog=t(s.topic_catalog, s.catalog_partitions),
-        clicks=t(s.topic_clicks, s.partitions),
-        searches=t(s.topic_searches, s.partitions),
-        recommendations=t(s.topic_recommendations, s.partitions),
-        dlq=t(s.topic_dlq, s.dlq_partitions),
-        item_vectors=t(s.topic_item_vectors, s.catalog_partitions),
-        item_stats=t(s.topic_item_stats, 1),
-        refresh=t(s.topic_refresh, s.partitions),
+        catalog=t(s.topic_catalog, partitions=s.catalog_partitions),
+        events=t(s.topic_clicks, s.topic_searches, partitions=s.partitions),
+        recommendations=t(s.topic_recommendations, partitions=s.partitions),
+        dlq=t(s.topic_dlq, partitions=s.dlq_partitions),
+        item_vectors=t(s.topic_item_vectors, partitions=s.catalog_partitions),
+        item_stats=t(s.topic_item_stats, partitions=1),
     )
 
 
@@ -102,7 +97,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder) -> Pipeline:
         key_type=str,
         value_type=bytes,
         use_partitioner=True,  # lets agents write inside stream.take() batches
-        help="Per-user interest state (UserState as JSON), keyed by user_id",
+        help="Per-user interest state (UserState.to_bytes()), keyed by user_id",
     )
     learner = InterestLearner(
         long_half_life=settings.long_half_life_s,

@@ -53,6 +53,7 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRuntime",
     "ServerStartError",
+    "die_with_parent_preexec",
     "find_free_port",
     "pid_alive",
     "resolve_addresses",
@@ -153,7 +154,7 @@ def _log_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 16_384) -
     return "\n".join(lines) if lines else "(log empty)"
 
 
-def _make_preexec() -> object | None:
+def die_with_parent_preexec() -> object | None:
     """``preexec_fn`` for Popen: on Linux, SIGTERM the child when its parent dies.
 
     Everything is looked up before the fork so the child only calls two functions.
@@ -363,7 +364,7 @@ class _EmbeddedServer:
                     # Own session: a terminal's Ctrl-C reaches only us, and we stop the
                     # servers after the app has flushed, not in the middle of it.
                     start_new_session=True,
-                    preexec_fn=_make_preexec(),  # type: ignore[arg-type]
+                    preexec_fn=die_with_parent_preexec(),  # type: ignore[arg-type]
                 )
             except OSError as exc:
                 raise ServerStartError(f"cannot run embedded {self.kind} binary {binary!r}: {exc}") from exc

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
     kafka_fetch_max_wait_s: float = Field(
-        default=0.05, gt=0, description="longest a fetch waits for data (latency vs. requests)"
+        default=0.005, gt=0, description="longest a fetch waits for data (latency vs. idle requests)"
     )
     kafka_session_timeout_s: float = Field(default=10.0, gt=0)
     kafka_rebalance_timeout_s: float = Field(default=5.0, gt=0)
@@ -71,7 +72,6 @@ class Settings(BaseSettings):
     topic_dlq: str = "events.dlq"
     topic_item_vectors: str = "streamrec.item-vectors"
     topic_item_stats: str = "streamrec.item-stats"
-    topic_refresh: str = "streamrec.refresh"
     partitions: int = Field(default=8, ge=1, description="partitions of every user-keyed topic")
     catalog_partitions: int = Field(default=4, ge=1)
     dlq_partitions: int = Field(default=4, ge=1)
@@ -84,9 +84,8 @@ class Settings(BaseSettings):
     refresh_debounce_s: float = Field(
         default=0.1, ge=0, description="events of one user inside this window give one refresh"
     )
-    refresh_batch_size: int = Field(default=512, ge=1)
-    event_batch_size: int = Field(default=1000, ge=1)
-    exclude_recent: bool = Field(default=True, description="leave out items the user just interacted with")
+    event_batch_size: int = Field(default=2000, ge=1, description="most events in one micro-batch")
+    exclude_recent: int = Field(default=5, ge=0, description="leave out the user's N latest items (bought ones always)")
     long_half_life_s: float = Field(default=30 * 24 * 3600, gt=0)
     short_half_life_s: float = Field(default=30 * 60, gt=0)
     query_half_life_s: float = Field(default=15 * 60, gt=0)
@@ -155,6 +154,22 @@ class Settings(BaseSettings):
     def max_event_ts(self) -> float:
         """Latest acceptable event timestamp right now (clock skew allowed)."""
         return time.time() + self.max_clock_skew_s
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``STREAMREC_*`` variables (secrets revealed: for child processes only)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (list, dict)):
+                value = json.dumps(value)
+            env[f"STREAMREC_{name.upper()}"] = str(value)
+        return env
 
     def rec_key(self, user_id: str, surface: str = "home") -> str:
         """Redis key of a user's latest recommendation for a surface."""

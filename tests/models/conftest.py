@@ -17,10 +17,12 @@ from models.text_tower import TextTower, load_text_tower
 def encoder_paths(tmp_path_factory: pytest.TempPathFactory) -> EncoderPaths:
     """ONNX exports of both towers in a per-session directory.
 
-    The directory is fixed under the session's base temp dir, so when another conftest
-    imports this fixture, its instance finds the manifests up to date and exports nothing.
+    The directory is fixed, ``<session basetemp>/models`` (the same as the ``model_dir``
+    fixture of tests/conftest.py), so every other user of it in the session (the copy of
+    this fixture in tests/export, the integration tests' settings) finds the manifests up
+    to date and exports nothing.
     """
-    model_dir: Path = tmp_path_factory.getbasetemp() / "streamrec-encoders"
+    model_dir: Path = tmp_path_factory.getbasetemp() / "models"
     return ensure_encoders(model_dir)
 
 

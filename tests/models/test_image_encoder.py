@@ -132,7 +132,8 @@ def test_preprocess_rejects_wrong_input() -> None:
 
 
 @pytest.mark.parametrize(("height", "width", "value"),
-                         [(1, 1, 0), (1, 600, 255), (600, 1, 17), (223, 225, 128), (224, 224, 127), (599, 301, 200)])
+                         [(1, 1, 0), (1, 600, 255), (600, 1, 17), (223, 225, 128), (224, 224, 127),
+                          (599, 301, 200)])
 def test_preprocess_any_size_gives_square_input_in_range(height: int, width: int, value: int) -> None:
     out = preprocess([np.full((height, width, 3), value, np.uint8)])
     assert out.shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)

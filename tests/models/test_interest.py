@@ -77,3 +77,21 @@ def test_state_round_trips_through_json_dict() -> None:
     assert back.recent == s.recent and back.session_id == "s1" and back.n_events == 2
     assert UserState.from_dict(None) == UserState()
     assert DecayedMean.from_dict(None).direction() is None
+
+
+def test_state_round_trips_bit_exactly_through_bytes() -> None:
+    learner = InterestLearner()
+    rng = np.random.default_rng(3)
+    s = UserState()
+    for i in range(5):
+        s = learner.learn_interaction(s, f"i{i}", rng.normal(size=8).astype(np.float32), "click", ts=float(i), session_id="s")
+    s = learner.learn_query(s, rng.normal(size=8).astype(np.float32), ts=9.0)
+    back = UserState.from_bytes(s.to_bytes())
+    for name in ("long", "short", "query"):
+        assert getattr(back, name).total.tobytes() == getattr(s, name).total.tobytes()
+        assert getattr(back, name).weight == getattr(s, name).weight
+    assert back.recent == s.recent and back.bought == s.bought and back.n_events == s.n_events
+    assert UserState.from_bytes(None) == UserState()
+    assert UserState.from_bytes(UserState().to_bytes()).long.total is None
+    with pytest.raises(ValueError):
+        UserState.from_bytes(b"garbage")

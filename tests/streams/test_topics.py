@@ -30,7 +30,6 @@ def test_topic_specs_follow_settings() -> None:
         "events.searches": 6,
         "events.impressions": 6,
         "recommendations": 6,
-        "streamrec.refresh": 6,
         "events.dlq": 2,
         "streamrec.item-vectors": 3,
         "streamrec.item-stats": 1,

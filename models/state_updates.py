@@ -1,0 +1,90 @@
+"""Applying a micro-batch of interactions and searches to users' states.
+
+Pure functions over plain values: the events agent loads the touched users'
+states, calls :func:`apply_events`, writes the states back and publishes the
+co-visitation/trending increments it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from models.covisitation import covisit_pairs
+from models.interest import InterestLearner, UserState
+from models.item_index import ItemIndex
+from models.types import ItemId, Timestamp, UserId, Vector
+
+
+class Interaction(Protocol):
+    """A click-stream event (ClickEvent has this shape)."""
+
+    user_id: str
+    item_id: str
+    kind: str
+    ts: float
+    session_id: str | None
+
+
+class Search(Protocol):
+    """A search event (SearchEvent has this shape)."""
+
+    user_id: str
+    query: str
+    ts: float
+    session_id: str | None
+
+
+@dataclass
+class BatchEffects:
+    """What a batch changed beyond the users' own states."""
+
+    pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
+    counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
+    #: Per touched user: (timestamp, event_id) of its newest event in the batch.
+    triggers: dict[UserId, tuple[Timestamp, str]] = field(default_factory=dict)
+
+
+def apply_events(
+    states: dict[UserId, UserState],
+    interactions: Sequence[tuple[str, Interaction]],
+    searches: Sequence[tuple[str, Search, Vector]],
+    index: ItemIndex,
+    learner: InterestLearner,
+    covisit_window: int = 5,
+) -> BatchEffects:
+    """Fold ``(event_id, event)`` interactions and ``(event_id, search, query_vector)``
+    searches into ``states`` (updated in place), in event-time order.
+
+    >>> import numpy as np
+    >>> idx = ItemIndex(dim=2); idx.upsert("a", np.array([1, 0], np.float32)); idx.upsert("b", np.array([0, 1], np.float32))
+    >>> class C:
+    ...     def __init__(self, item, ts): self.user_id, self.item_id, self.kind, self.ts, self.session_id = "u", item, "click", ts, None
+    >>> states = {"u": UserState()}
+    >>> fx = apply_events(states, [("e1", C("a", 1.0)), ("e2", C("b", 2.0))], [], idx, InterestLearner())
+    >>> states["u"].recent, fx.triggers["u"], fx.pairs[0]
+    (['a', 'b'], (2.0, 'e2'), ('a', 'b', 1.0))
+    """
+    fx = BatchEffects()
+    timeline: list[tuple[float, int, str, object, Vector | None]] = [
+        (ev.ts, i, event_id, ev, None) for i, (event_id, ev) in enumerate(interactions)
+    ]
+    timeline += [(q.ts, len(interactions) + i, event_id, q, v) for i, (event_id, q, v) in enumerate(searches)]
+    timeline.sort(key=lambda t: (t[0], t[1]))
+    for ts, _, event_id, ev, qvec in timeline:
+        user_id = ev.user_id  # type: ignore[attr-defined]
+        state = states.get(user_id) or UserState()
+        if qvec is None:
+            c: Interaction = ev  # type: ignore[assignment]
+            fx.pairs.extend(covisit_pairs(state.recent, c.item_id, covisit_window))
+            fx.counts.append((c.item_id, learner.kind_weights[c.kind], c.ts))
+            state = learner.learn_interaction(state, c.item_id, index.vector(c.item_id), c.kind, c.ts, c.session_id)
+        else:
+            q: Search = ev  # type: ignore[assignment]
+            state = learner.learn_query(state, qvec, q.ts, q.session_id)
+        states[user_id] = state
+        prev = fx.triggers.get(user_id)
+        if prev is None or ts >= prev[0]:
+            fx.triggers[user_id] = (ts, event_id)
+    return fx
