@@ -9,6 +9,8 @@
 * ``redis_client`` (function): a redis-py client (``decode_responses=True``) to the
   embedded Valkey, flushed before and after the test.
 * ``model_dir`` (session): that shared models directory.
+* ``live_pipeline`` (module): a real worker process (``streamrec worker``) on its own
+  topics, with the demo catalog published and embedded, plus a producer and a Redis client.
 
 Any test that uses ``embedded`` (directly or through ``settings``/``redis_client``) is marked
 ``integration`` automatically, so ``pytest -m "not integration"`` runs the unit tests alone.
@@ -23,11 +25,15 @@ Marking explicitly works too::
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -36,6 +42,7 @@ import pytest  # noqa: E402
 
 from streams.runtime import EmbeddedRuntime  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from streams.worker_process import WorkerProcess  # noqa: E402
 
 #: Settings fields holding topic names; the ``settings`` fixture suffixes each per test.
 TOPIC_FIELDS = tuple(
@@ -79,19 +86,8 @@ def unique_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-@pytest.fixture
-def settings(
-    embedded: EmbeddedRuntime,
-    model_dir: Path,
-    tmp_path: Path,
-    unique_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Settings:
-    """Settings for one test against the embedded servers, isolated by a unique id."""
-    # Hermetic: STREAMREC_* variables of the caller's shell must not leak into tests.
-    for key in list(os.environ):
-        if key.startswith("STREAMREC_"):
-            monkeypatch.delenv(key)
+def make_settings(embedded: EmbeddedRuntime, model_dir: Path, data_dir: Path, unique_id: str) -> Settings:
+    """Settings against the embedded servers, isolated by ``unique_id`` (topics, group, Redis keys)."""
     topics = {field: f"{Settings.model_fields[field].default}.{unique_id}" for field in TOPIC_FIELDS}
     return Settings(
         kafka_bootstrap_servers=embedded.bootstrap,
@@ -103,10 +99,98 @@ def settings(
         web_host="127.0.0.1",
         web_port=_free_port(),
         model_dir=model_dir,
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         fetch_image_urls=False,
+        redis_key_prefix=f"t{unique_id}:",
         **topics,
     )
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STREAMREC_* variables of the caller's shell must not leak into tests."""
+    for key in list(os.environ):
+        if key.startswith("STREAMREC_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def settings(embedded: EmbeddedRuntime, model_dir: Path, tmp_path: Path, unique_id: str) -> Settings:
+    """Settings for one test against the embedded servers, isolated by a unique id."""
+    return make_settings(embedded, model_dir, tmp_path / "data", unique_id)
+
+
+@dataclass
+class LivePipeline:
+    """A running worker process with the demo catalog loaded, for end-to-end tests."""
+
+    settings: Settings
+    worker: WorkerProcess
+    catalog: list[dict[str, Any]]
+    redis: Any
+    producer: Any
+
+    def send(self, kind: str, event: dict[str, Any] | bytes, key: str | None = None) -> None:
+        """Produce one event (a dict is JSON-encoded and keyed by its user_id/item_id)."""
+        from streams.producer import KEY_FIELDS, topic_name
+
+        topic = topic_name(self.settings, kind)
+        if isinstance(event, dict):
+            key = key if key is not None else str(event[KEY_FIELDS[kind]])
+            event = json.dumps(event).encode()
+        self.producer.send(topic, key=key.encode() if key is not None else None, value=event)
+
+    def flush(self) -> None:
+        self.producer.flush(timeout=30)
+
+    def wait_for_rec(self, user_id: str, min_trigger_ts: float, timeout: float = 60.0) -> dict[str, Any]:
+        """Block until ``rec:{user_id}`` reflects an event at or after ``min_trigger_ts``."""
+        from agents.refresh import recommendation_from_json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.worker.check_alive()
+            raw = self.redis.get(self.settings.rec_key(user_id))
+            if raw:
+                rec = recommendation_from_json(raw)
+                if float(rec["trigger_ts"]) >= min_trigger_ts - 1e-6:  # type: ignore[arg-type]
+                    return rec
+            time.sleep(0.1)
+        raise AssertionError(f"no recommendation for {user_id} after ts {min_trigger_ts} within {timeout}s\n"
+                             f"{self.worker.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def live_pipeline(
+    embedded: EmbeddedRuntime, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivePipeline]:
+    """One worker process per test module, with topics created and the demo catalog embedded."""
+    import redis
+
+    from streams.demo.catalog import demo_catalog
+    from streams.producer import create_producer
+    from streams.topics import ensure_topics
+
+    unique_id = uuid.uuid4().hex[:8]
+    tmp = tmp_path_factory.mktemp(f"live-{unique_id}")
+    s = make_settings(embedded, model_dir, tmp / "data", unique_id)
+    ensure_topics(s)
+    catalog = demo_catalog(seed=7)
+    worker = WorkerProcess(s, tmp / "worker.log").start()
+    producer = create_producer(s)
+    client = redis.Redis.from_url(embedded.url, decode_responses=True, socket_timeout=10)
+    try:
+        worker.wait_ready(timeout=300)
+        live = LivePipeline(s, worker, catalog, client, producer)
+        for item in catalog:
+            live.send("catalog", item)
+        live.flush()
+        worker.wait_ready(min_items=len(catalog), timeout=300)
+        yield live
+    finally:
+        producer.close(timeout=10)
+        worker.stop()
+        client.close()
 
 
 @pytest.fixture

@@ -1,0 +1,131 @@
+"""End to end on the real embedded broker and Redis: events in, fresh recommendations out."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from agents.refresh import recommendation_from_json
+from streams.demo.catalog import items_by_category
+
+pytestmark = pytest.mark.integration
+
+
+def _click(user: str, item: str, ts: float, kind: str = "click", n: int = 0) -> dict[str, Any]:
+    return {"event_id": f"{user}-{n}-{ts}", "user_id": user, "item_id": item, "kind": kind, "ts": ts, "session_id": f"{user}-s"}
+
+
+def _category(live: Any, item_id: str) -> str:
+    return next(it["category"] for it in live.catalog if it["item_id"] == item_id)
+
+
+def _read_all(settings: Any, topic: str, partitions: int, timeout_ms: int = 3000) -> list[Any]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=timeout_ms
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    records = list(consumer)
+    consumer.close()
+    return records
+
+
+def test_users_with_distinct_tastes_get_matching_lists_in_topic_and_redis(live_pipeline: Any) -> None:
+    live = live_pipeline
+    by_cat = items_by_category(live.catalog)
+    now = time.time()
+    users = {"fan-audio": "audio", "fan-kitchen": "kitchen", "fan-books": "books"}
+    last_ts: dict[str, float] = {}
+    for u, cat in users.items():
+        for i, item in enumerate(by_cat[cat][:8]):
+            ts = now + i * 0.01
+            live.send("clicks", _click(u, item, ts, kind="view" if i % 2 else "click", n=i))
+            last_ts[u] = ts
+    live.send("searches", {"event_id": "q-1", "user_id": "searcher", "query": "wireless earbuds", "ts": now})
+    live.flush()
+
+    recs = {u: live.wait_for_rec(u, last_ts[u]) for u in users}
+    for u, cat in users.items():
+        items = [i["item_id"] for i in recs[u]["items"]]
+        assert len(items) == live.settings.top_k
+        in_cat = sum(_category(live, i) == cat for i in items)
+        assert in_cat >= 7, f"{u} got {in_cat}/10 from {cat}: {items}"
+        assert recs[u]["trigger_ts"] == pytest.approx(last_ts[u])
+        assert recs[u]["model_version"] and recs[u]["policy"]
+
+    search = live.wait_for_rec("searcher", now)
+    top = [_category(live, i["item_id"]) for i in search["items"]]
+    assert top[:3] == ["audio"] * 3 and top.count("audio") >= 6, top
+    assert search["items"][0]["source"] == "search"
+
+    # The topic carries the same latest list as Redis, one message per refresh.
+    published = [r for r in _read_all(live.settings, live.settings.topic_recommendations, live.settings.partitions)]
+    latest: dict[str, dict[str, Any]] = {}
+    for r in published:
+        rec = recommendation_from_json(r.value)
+        assert r.key.decode() == rec["user_id"]
+        latest[rec["user_id"]] = rec
+    for u in [*users, "searcher"]:
+        redis_rec = recommendation_from_json(live.redis.get(live.settings.rec_key(u)))
+        assert latest[u]["request_id"] == redis_rec["request_id"]
+    assert live.redis.ttl(live.settings.rec_key("fan-audio")) > 0
+
+
+def test_bought_items_are_not_recommended(live_pipeline: Any) -> None:
+    live = live_pipeline
+    kitchen = items_by_category(live.catalog)["kitchen"]
+    now = time.time()
+    events = [_click("buyer", item, now + i * 0.01, n=i) for i, item in enumerate(kitchen[:6])]
+    events.append(_click("buyer", kitchen[0], now + 1, kind="purchase", n=99))
+    events += [_click("buyer", item, now + 2 + i * 0.01, kind="view", n=100 + i) for i, item in enumerate(kitchen[6:12])]
+    for ev in events:
+        live.send("clicks", ev)
+    live.flush()
+    rec = live.wait_for_rec("buyer", events[-1]["ts"])
+    assert kitchen[0] not in [i["item_id"] for i in rec["items"]]
+
+
+def test_bad_events_go_to_the_dlq_with_reasons_and_the_worker_continues(live_pipeline: Any) -> None:
+    live = live_pipeline
+    s = live.settings
+    audio = items_by_category(live.catalog)["audio"]
+    now = time.time()
+    bad: list[tuple[str, bytes]] = [
+        ("clicks", b"{not json"),
+        ("clicks", b'{"event_id":"e","user_id":"bad-1","item_id":"x","kind":"view"}'),  # no ts
+        ("clicks", json.dumps(_click("bad-2", audio[0], now, kind="like")).encode()),
+        ("clicks", json.dumps(_click("bad-3", "no-such-item", now)).encode()),
+        ("clicks", json.dumps(_click("bad-4", audio[0], now * 1000)).encode()),  # milliseconds
+        ("searches", json.dumps({"event_id": "q", "user_id": "bad-5", "query": "x" * 600, "ts": now}).encode()),
+        ("clicks", b"\xff\xfe\x00garbage"),
+        ("clicks", json.dumps(_click("someone-else", audio[0], now)).encode()),  # key is not the user_id
+    ]
+    for kind, raw in bad:
+        key = "bad-3" if b"no-such-item" in raw else "bad-user"  # right key, so the item check is reached
+        live.send(kind, raw, key=key)
+    live.flush()
+    # A good event after the garbage is still processed.
+    live.send("clicks", _click("after-bad", audio[1], now + 5))
+    live.flush()
+    live.wait_for_rec("after-bad", now + 5)
+
+    deadline = time.monotonic() + 30
+    dlq: list[Any] = []
+    while time.monotonic() < deadline and len(dlq) < len(bad):
+        dlq = [r for r in _read_all(s, s.topic_dlq, s.dlq_partitions) if r.key in (b"bad-user", b"bad-3")]
+    assert sorted(r.value for r in dlq) == sorted(raw for _, raw in bad)  # original bytes, nothing lost
+    headers = [dict(r.headers) for r in dlq]
+    reasons = {h["streamrec.reason"].decode() for h in headers}
+    assert {"malformed_json", "missing_field", "invalid_value", "unknown_item", "bad_timestamp", "too_long",
+            "invalid_utf8", "key_mismatch"} <= reasons
+    for h in headers:
+        assert h["streamrec.topic"].decode() in (s.topic_clicks, s.topic_searches)
+        assert int(h["streamrec.offset"]) >= 0 and h["streamrec.error"]
+    metrics = live.worker.metrics()
+    assert 'streamrec_dlq_total{reason="unknown_item"' in metrics
+    assert live.worker.status()["items"] == len(live.catalog)
