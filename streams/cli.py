@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -58,12 +59,17 @@ def worker(web_port: int | None, log_level: str | None) -> None:
     from streams.runtime import resolve_addresses
     from streams.worker import run_worker
 
+    from streams.topics import TopicMismatch
+
     s = _settings(web_port=web_port, log_level=log_level)
     _logging(s.log_level)
     with resolve_addresses(s) as resolved:
         if s.embedded:
             click.echo(f"embedded broker {resolved.kafka_bootstrap_servers}, redis {_redis_url(resolved)}", err=True)
-        run_worker(resolved)
+        try:
+            run_worker(resolved)
+        except TopicMismatch as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _redis_url(s: Settings) -> str:
@@ -104,6 +110,7 @@ def up(no_worker: bool, web_port: int | None, env_file: Path | None) -> None:
         sys.stdout.flush()
         if no_worker:
             click.echo("Ctrl-C stops them.")
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind and stop the servers
             try:
                 while True:
                     time.sleep(3600)
