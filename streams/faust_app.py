@@ -7,7 +7,6 @@ whole max wait (as the embedded one does) would add that to every hop.
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import aiokafka
@@ -15,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
+from streams.kafka_config import faust_broker_credentials, faust_broker_url
 from streams.settings import Settings
 
 
@@ -42,34 +42,12 @@ class StreamrecApp(faust.App):
         return _Transport(url=self.conf.broker_consumer, app=self, loop=self.loop)
 
 
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol
-    ctx: ssl.SSLContext | None = None
-    if protocol in ("SSL", "SASL_SSL"):
-        ctx = aiokafka.helpers.create_ssl_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
-            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
-            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-        )
-    if protocol.startswith("SASL"):
-        assert settings.kafka_sasl_password is not None and settings.kafka_sasl_mechanism
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ctx,
-        )
-    if ctx is not None:
-        return faust.SSLCredentials(ctx)
-    return None
-
-
 def create_app(settings: Settings) -> StreamrecApp:
     """A configured (not yet started) Faust app for ``settings``."""
     app = StreamrecApp(
         settings.app_id,
-        broker=[f"kafka://{s}" for s in settings.bootstrap_list],
-        broker_credentials=_credentials(settings),
+        broker=faust_broker_url(settings),
+        broker_credentials=faust_broker_credentials(settings),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

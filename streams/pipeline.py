@@ -84,12 +84,12 @@ def _topics(app: StreamrecApp, s: Settings) -> Topics:
     )
 
 
-def build_pipeline(settings: Settings, embedder: ItemEmbedder) -> Pipeline:
+def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics | None = None) -> Pipeline:
     """Create the app, its topics and tables, the models and sinks, and register the agents."""
     from agents import register_all  # agents depend on this module; import late
 
     app = create_app(settings)
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     users = app.Table(
         "users",
         default=None,

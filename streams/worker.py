@@ -7,6 +7,7 @@ import os
 
 import faust
 
+from streams.metrics import Metrics
 from streams.model_loading import load_embedder
 from streams.pipeline import Pipeline, build_pipeline
 from streams.settings import Settings
@@ -23,9 +24,9 @@ def prepare_worker(settings: Settings) -> Pipeline:
         report = ensure_topics(settings)
         if report.created:
             log.info("created topics: %s", ", ".join(report.created))
-    embedder = load_embedder(settings)
-    pipeline = build_pipeline(settings, embedder)
-    return pipeline
+    metrics = Metrics()
+    embedder = load_embedder(settings, metrics)
+    return build_pipeline(settings, embedder, metrics)
 
 
 def run_worker(settings: Settings) -> None:

@@ -120,6 +120,27 @@ def settings(embedded: EmbeddedRuntime, model_dir: Path, tmp_path: Path, unique_
     return make_settings(embedded, model_dir, tmp_path / "data", unique_id)
 
 
+def read_topic(settings: Settings, topic: str, partitions: int, timeout_ms: int = 2000) -> list[Any]:
+    """Every record of ``topic`` so far (kafka-python ConsumerRecords, no consumer group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=timeout_ms
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    records = list(consumer)
+    consumer.close()
+    return records
+
+
+@pytest.fixture(name="read_topic")
+def read_topic_fixture() -> Any:
+    """The :func:`read_topic` helper, for tests that inspect what was published."""
+    return read_topic
+
+
 @dataclass
 class LivePipeline:
     """A running worker process with the demo catalog loaded, for end-to-end tests."""

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from streams.demo.catalog import demo_catalog
 from streams.internal import ItemVector
@@ -20,19 +19,7 @@ from streams.topics import ensure_topics
 pytestmark = pytest.mark.integration
 
 
-def _read(settings: Settings, topic: str, partitions: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=2000
-    )
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    out = list(consumer)
-    consumer.close()
-    return out
-
-
-def test_catalog_agent_embeds_upserts_tombstones_deletes_and_dead_letters_garbage(settings: Settings) -> None:
+def test_catalog_agent_embeds_upserts_tombstones_deletes_and_dead_letters_garbage(settings: Settings, read_topic: Any) -> None:
     ensure_topics(settings)
     p = build_pipeline(settings, load_embedder(settings))
     items = demo_catalog(seed=3)[:3]
@@ -61,7 +48,7 @@ def test_catalog_agent_embeds_upserts_tombstones_deletes_and_dead_letters_garbag
         loop.run_until_complete(asyncio.wait_for(run(), 120))
     finally:
         loop.close()
-    vectors = _read(settings, settings.topic_item_vectors, settings.catalog_partitions)
+    vectors = read_topic(settings, settings.topic_item_vectors, settings.catalog_partitions)
     by_key: dict[str, list[Any]] = {}
     for r in vectors:
         by_key.setdefault(r.key.decode(), []).append(r.value)
@@ -73,6 +60,6 @@ def test_catalog_agent_embeds_upserts_tombstones_deletes_and_dead_letters_garbag
     assert np.linalg.norm(first.vector[text_dim:]) > 0.1  # the image contributes
     assert np.linalg.norm(second.vector[text_dim:]) == 0  # no image: text only
     assert by_key[items[2]["item_id"]][-1] is None  # the delete is a tombstone
-    dlq = _read(settings, settings.topic_dlq, settings.dlq_partitions)
+    dlq = read_topic(settings, settings.topic_dlq, settings.dlq_partitions)
     assert [r.value for r in dlq] == [b'{"item_id": "x"']
     assert dict(dlq[0].headers)["streamrec.reason"] == b"malformed_json"

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from agents.refresh import recommendation_from_json
 from streams.demo.catalog import items_by_category
@@ -23,19 +22,7 @@ def _category(live: Any, item_id: str) -> str:
     return next(it["category"] for it in live.catalog if it["item_id"] == item_id)
 
 
-def _read_all(settings: Any, topic: str, partitions: int, timeout_ms: int = 3000) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=timeout_ms
-    )
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    records = list(consumer)
-    consumer.close()
-    return records
-
-
-def test_users_with_distinct_tastes_get_matching_lists_in_topic_and_redis(live_pipeline: Any) -> None:
+def test_users_with_distinct_tastes_get_matching_lists_in_topic_and_redis(live_pipeline: Any, read_topic: Any) -> None:
     live = live_pipeline
     by_cat = items_by_category(live.catalog)
     now = time.time()
@@ -64,7 +51,7 @@ def test_users_with_distinct_tastes_get_matching_lists_in_topic_and_redis(live_p
     assert search["items"][0]["source"] == "search"
 
     # The topic carries the same latest list as Redis, one message per refresh.
-    published = [r for r in _read_all(live.settings, live.settings.topic_recommendations, live.settings.partitions)]
+    published = [r for r in read_topic(live.settings, live.settings.topic_recommendations, live.settings.partitions)]
     latest: dict[str, dict[str, Any]] = {}
     for r in published:
         rec = recommendation_from_json(r.value)
@@ -90,7 +77,7 @@ def test_bought_items_are_not_recommended(live_pipeline: Any) -> None:
     assert kitchen[0] not in [i["item_id"] for i in rec["items"]]
 
 
-def test_bad_events_go_to_the_dlq_with_reasons_and_the_worker_continues(live_pipeline: Any) -> None:
+def test_bad_events_go_to_the_dlq_with_reasons_and_the_worker_continues(live_pipeline: Any, read_topic: Any) -> None:
     live = live_pipeline
     s = live.settings
     audio = items_by_category(live.catalog)["audio"]
@@ -117,7 +104,7 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_the_worker_continues(live_pip
     deadline = time.monotonic() + 30
     dlq: list[Any] = []
     while time.monotonic() < deadline and len(dlq) < len(bad):
-        dlq = [r for r in _read_all(s, s.topic_dlq, s.dlq_partitions) if r.key in (b"bad-user", b"bad-3")]
+        dlq = [r for r in read_topic(s, s.topic_dlq, s.dlq_partitions) if r.key in (b"bad-user", b"bad-3")]
     assert sorted(r.value for r in dlq) == sorted(raw for _, raw in bad)  # original bytes, nothing lost
     headers = [dict(r.headers) for r in dlq]
     reasons = {h["streamrec.reason"].decode() for h in headers}
