@@ -8,7 +8,9 @@ turns many users' states into their top-K lists in one vectorised pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from models.candidates import SOURCES, UserContext, generate_candidates
 from models.covisitation import CoVisitation
@@ -19,8 +21,7 @@ from models.trending import Trending
 from models.types import ItemId, Timestamp, UserId
 
 
-@dataclass(frozen=True)
-class ScoredItem:
+class ScoredItem(NamedTuple):
     """One recommended item."""
 
     item_id: ItemId
@@ -96,8 +97,9 @@ class Recommender:
         scores, reasons = self.scorer.score(cands)
         keep = top_k_per_user(cands.user, cands.row, scores, cands.trending, k)
         ids = self.index.item_ids(cands.row[keep])
-        for pos, item_id in zip(keep.tolist(), ids):
-            out[int(cands.user[pos])].append(
-                ScoredItem(item_id, round(float(scores[pos]), 6), SOURCES[int(reasons[pos])])
-            )
+        users = cands.user[keep].tolist()
+        kept_scores = np.round(scores[keep].astype(np.float64), 6).tolist()
+        sources = [SOURCES[r] for r in reasons[keep].tolist()]
+        for u, item_id, score, source in zip(users, ids, kept_scores, sources):
+            out[u].append(ScoredItem(item_id, score, source))
         return out
