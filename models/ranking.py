@@ -23,7 +23,10 @@ IntArray = NDArray[np.int64]
 class Scorer(Protocol):
     """Scores all candidate pairs of a micro-batch in one call."""
 
-    version: str
+    @property
+    def version(self) -> str:
+        """Identifies the model in every published recommendation."""
+        ...
 
     def score(self, candidates: Candidates) -> tuple[FloatArray, IntArray]:
         """Return (score per pair, index into SOURCES of the main reason per pair)."""

@@ -97,9 +97,9 @@ class Recommender:
         scores, reasons = self.scorer.score(cands)
         keep = top_k_per_user(cands.user, cands.row, scores, cands.trending, k)
         ids = self.index.item_ids(cands.row[keep])
-        users = cands.user[keep].tolist()
+        owners: list[int] = cands.user[keep].tolist()
         kept_scores = np.round(scores[keep].astype(np.float64), 6).tolist()
         sources = [SOURCES[r] for r in reasons[keep].tolist()]
-        for u, item_id, score, source in zip(users, ids, kept_scores, sources):
+        for u, item_id, score, source in zip(owners, ids, kept_scores, sources, strict=True):
             out[u].append(ScoredItem(item_id, score, source))
         return out
