@@ -27,6 +27,15 @@ def _settings(**overrides: object) -> Settings:
         ) from None
 
 
+def _check_partial_addresses(s: Settings) -> None:
+    if (s.kafka_bootstrap_servers is None) != (s.redis_url is None):
+        missing = "STREAMREC_REDIS_URL" if s.redis_url is None else "STREAMREC_KAFKA_BOOTSTRAP_SERVERS"
+        raise click.UsageError(
+            f"only one of Kafka and Redis is configured; set {missing} too, "
+            "or unset both to run the embedded broker and Redis"
+        )
+
+
 def _require_addresses(s: Settings) -> None:
     if s.kafka_bootstrap_servers is None or s.redis_url is None:
         raise click.UsageError(
@@ -62,6 +71,7 @@ def worker(web_port: int | None, log_level: str | None) -> None:
     from streams.topics import TopicMismatch
 
     s = _settings(web_port=web_port, log_level=log_level)
+    _check_partial_addresses(s)
     _logging(s.log_level)
     with resolve_addresses(s) as resolved:
         if s.embedded:
@@ -219,6 +229,7 @@ def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:
     from streams.demo.run import DemoError, run_demo
 
     s = _settings()
+    _check_partial_addresses(s)
     try:
         run_demo(s, n_users=users, n_events=events, rate=rate, seed=seed, show=show)
     except DemoError as exc:

@@ -35,6 +35,12 @@ def test_commands_needing_addresses_say_how_to_get_them() -> None:
     assert "streamrec up" in result.output and "STREAMREC_KAFKA_BOOTSTRAP_SERVERS" in result.output
 
 
+def test_half_configured_addresses_are_refused() -> None:
+    result = CliRunner().invoke(main, ["worker"], env={"STREAMREC_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.exit_code == 2
+    assert "STREAMREC_REDIS_URL" in result.output and "embedded" in result.output
+
+
 def test_invalid_settings_are_reported_with_their_variable() -> None:
     result = CliRunner().invoke(main, ["topics", "list"], env={"STREAMREC_PARTITIONS": "zero"})
     assert result.exit_code == 2
