@@ -1,8 +1,9 @@
 """The Faust application class and its factory.
 
-:class:`StreamrecApp` only changes one thing in Faust: the longest time a fetch
-waits for data, which Faust hard-codes to 1.5 s. Brokers that hold a fetch for its
-whole max wait (as the embedded one does) would add that to every hop.
+:class:`StreamrecApp` changes two things in Faust: the longest time a fetch waits
+for data, which Faust hard-codes to 1.5 s (brokers that hold a fetch for its whole
+max wait, as the embedded one does, would add that to every hop), and the size of
+the producer buffer that queues table writes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TransportT
+from faust.types import ProducerT, TransportT
 
 from streams.kafka_config import faust_broker_credentials, faust_broker_url
 from streams.settings import Settings
@@ -36,10 +37,19 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class StreamrecApp(faust.App):
-    """A Faust app whose worker consumer uses a configurable fetch wait."""
+    """A Faust app whose worker consumer uses a configurable fetch wait, and whose
+    producer buffer holds whole batches of table writes."""
 
     def _new_transport(self) -> TransportT:
         return _Transport(url=self.conf.broker_consumer, app=self, loop=self.loop)
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        # Table writes are queued in this buffer; past ``max_messages`` (100 by default) Faust
+        # drains it one message at a time before delivering the next event, which throttles a
+        # batch that writes one changelog record per user. Allow a few whole batches instead.
+        producer.buffer.max_messages = int(self.conf.streamrec_producer_buffer_max)  # type: ignore[attr-defined]
+        return producer
 
 
 def create_app(settings: Settings) -> StreamrecApp:
@@ -68,4 +78,5 @@ def create_app(settings: Settings) -> StreamrecApp:
         autodiscover=False,
     )
     app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
+    app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size  # type: ignore[attr-defined]
     return app
