@@ -1,0 +1,128 @@
+"""The prequential loop on tiny streams with hand-computed figures, and the product adapter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from export.datasets import Dataset, Interaction
+from export.prequential import ProductRecommender, run_prequential
+from models.baselines import (
+    CoVisitationBaseline,
+    Popularity,
+    RecencyPopularity,
+    tie_key,
+)
+
+STREAM = Dataset(
+    "toy",
+    [
+        Interaction("u1", "a", 1.0),  # warm-up (20% of 5 events)
+        Interaction("u2", "a", 2.0),  # pop [a]            -> rank 1
+        Interaction("u2", "b", 3.0),  # a excluded, only a known -> miss
+        Interaction("u3", "b", 4.0),  # pop [a, b]         -> rank 2 (k=2) / miss (k=1)
+        Interaction("u3", "a", 5.0),  # b excluded: [a]    -> rank 1
+    ],
+)
+
+
+def test_popularity_figures_by_hand() -> None:
+    k1 = run_prequential(STREAM, [Popularity()], k=1)["popularity"]
+    assert (k1["hr"], k1["mrr"], k1["ndcg"], k1["n"]) == (0.5, 0.5, 0.5, 4)
+    k2 = run_prequential(STREAM, [Popularity()], k=2)["popularity"]
+    assert k2["n"] == 4 and k2["hr"] == 0.75 and k2["mrr"] == 0.625
+    assert k2["ndcg"] == pytest.approx((2 + 1 / math.log2(3)) / 4, abs=1e-6)
+
+
+def test_no_warmup_scores_every_event() -> None:
+    res = run_prequential(STREAM, [Popularity()], k=1, warmup=0.0)["popularity"]
+    assert res["n"] == 5 and res["hr"] == 0.4  # the very first event meets an empty model
+
+
+def tie_stream(n_items: int = 10) -> tuple[list[str], list[Interaction]]:
+    items = [f"i{n}" for n in range(n_items)]
+    return items, [Interaction(f"w{n}", i, 100.0) for n, i in enumerate(items)]
+
+
+@pytest.mark.parametrize("make", [Popularity, CoVisitationBaseline, lambda: RecencyPopularity(3600.0)])
+def test_target_never_wins_a_tie(make) -> None:  # type: ignore[no-untyped-def]
+    """All items tie (count 1, no co-visits): a hit happens only where the fixed order puts the target."""
+    items, warm = tie_stream()
+    top3 = set(sorted(items, key=lambda i: tie_key(i, 0))[:3])
+    hits = {}
+    for target in items:
+        ds = Dataset("tie", warm + [Interaction("newcomer", target, 200.0)])
+        name = make().name
+        hits[target] = run_prequential(ds, [make()], k=3, warmup=0.91)[name]["hr"]
+    assert {t for t, h in hits.items() if h == 1.0} == top3
+    assert sum(hits.values()) == 3.0  # 1.0 would be 10: the target winning every tie
+
+
+def test_all_recommenders_see_the_same_stream() -> None:
+    res = run_prequential(STREAM, [Popularity(), CoVisitationBaseline(), RecencyPopularity(10.0)], k=2)
+    assert {r["n"] for r in res.values()} == {4}
+    assert set(res["popularity"]) == {"hr", "mrr", "ndcg", "n", "seconds"}
+    with pytest.raises(ValueError, match="unique"):
+        run_prequential(STREAM, [Popularity(), Popularity()])
+
+
+def test_progress_is_reported() -> None:
+    calls: list[tuple[int, int]] = []
+    run_prequential(STREAM, [Popularity()], progress=lambda d, n: calls.append((d, n)), progress_every=2)
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+VECTORS = {
+    "a": np.array([1.0, 0.0], np.float32),
+    "b": np.array([0.9, 0.1], np.float32),
+    "c": np.array([0.0, 1.0], np.float32),
+    "d": np.array([0.1, 0.9], np.float32),
+}
+
+
+def test_product_adapter_follows_interest_and_covisitation() -> None:
+    prod = ProductRecommender(VECTORS, seed=0)
+    prod.learn_one(Interaction("u", "a", 0.0))
+    # Interest in "a": b is the nearest unseen item, then d (c is orthogonal).
+    assert prod.recommend("u", 2, {"a"}, now=0.0) == ["b", "d"]
+    for ev in [Interaction("v", "c", 1.0), Interaction("v", "d", 2.0)]:
+        prod.learn_one(ev)
+    assert prod.recommender.covisitation.neighbors("c") == [("d", 1.0)]
+    assert prod.recommender.trending.score("d") > 0
+    assert "u" in prod.states and prod.states["u"].recent == ["a"]
+
+
+def test_product_adapter_cold_user_gets_trending_and_unknown_items_are_added() -> None:
+    prod = ProductRecommender(VECTORS)
+    prod.learn_one(Interaction("u", "c", 10.0))
+    prod.learn_one(Interaction("v", "zz", 10.0))  # not in the catalog: zero vector
+    assert "zz" in prod.recommender.index
+    assert set(prod.recommend("newcomer", 2, set(), now=10.0)) == {"c", "zz"}
+
+
+def test_product_adapter_without_text_ties_on_a_fixed_order() -> None:
+    items, warm = tie_stream()
+    ds = Dataset("tie", warm)
+    probe = ProductRecommender.for_dataset(ds, seed=5)
+    index = probe.recommender.index
+    top3 = set(sorted(items, key=lambda i: index.row(i))[:3])  # type: ignore[arg-type, return-value]
+    hits = {}
+    for target in items:
+        ds = Dataset("tie", warm + [Interaction("x", target, 100.0)])
+        prod = ProductRecommender.for_dataset(ds, seed=5)  # same items, same shuffled rows
+        hits[target] = run_prequential(ds, [prod], k=3, warmup=0.91)["product"]["hr"]
+    assert {t for t, h in hits.items() if h == 1.0} == top3
+
+
+def test_product_adapter_in_the_loop() -> None:
+    ds = Dataset(
+        "toy",
+        [Interaction(u, i, float(t)) for t, (u, i) in enumerate(
+            [("u1", "a"), ("u1", "c"), ("u2", "a"), ("u2", "c"), ("u3", "a"), ("u3", "c"), ("u4", "a"), ("u4", "b")]
+        )],
+    )
+    res = run_prequential(ds, [ProductRecommender(VECTORS), Popularity()], k=2)
+    assert res["product"]["n"] == res["popularity"]["n"] == 7
+    assert 0.0 <= res["product"]["hr"] <= 1.0
