@@ -115,3 +115,27 @@ def test_up_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> Non
     proc.send_signal(sig)
     proc.wait(30)
     assert _all_gone(children), f"left running after {sig.name}: {children}"
+
+
+def test_evaluate_runs_baselines_and_product_on_a_small_log(tmp_path: Path, model_dir: Path) -> None:
+    lines = [{"item_id": f"i{j}", "title": t} for j, t in enumerate(["wireless earbuds", "running shoes", "chef knife"])]
+    ts = 1.7e9
+    for n in range(60):
+        user = f"u{n % 6}"
+        lines.append({"event_id": f"e{n}", "user_id": user, "item_id": f"i{(n // 6 + n) % 3}", "kind": "view", "ts": ts + n})
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    out = tmp_path / "figures.json"
+    result = CliRunner().invoke(
+        main, ["evaluate", str(path), "--format", "jsonl", "--json", str(out)], env={"STREAMREC_MODEL_DIR": str(model_dir)}
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["figures"]
+    assert set(figures) == {"popularity", "recency-popularity(86400s)", "covisitation(last 5)", "product"}
+    assert all(f["n"] == 48 for f in figures.values())  # 80% of 60 events scored
+    assert "HR@10" in result.output
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    result = CliRunner().invoke(main, ["evaluate", str(bad), "--format", "jsonl"])
+    assert result.exit_code == 1 and "cannot read" in result.output and "bad.jsonl" in result.output
