@@ -41,8 +41,9 @@ def select_providers(requested: Sequence[str], available: Sequence[str] | None =
         if name in offered:
             chosen.append(name)
         else:
-            logger.warning("onnxruntime provider %s requested but not available (have: %s)",
-                           name, ", ".join(sorted(offered)))
+            # INFO, not WARNING: the default install is CPU-only, where CUDA is never offered.
+            logger.info("onnxruntime provider %s requested but not available (have: %s)",
+                        name, ", ".join(sorted(offered)))
     chosen.append(CPU_PROVIDER)
     return chosen
 
