@@ -53,4 +53,4 @@ def register(p: Pipeline) -> None:
                 p.save_user(uid, state)
             if fx.pairs or fx.counts:
                 await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts).to_bytes())
-            await refresh_users(p, {uid: (ts, eid) for uid, (ts, eid) in fx.triggers.items()}, states)
+            await refresh_users(p, fx.triggers, states)

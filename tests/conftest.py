@@ -166,19 +166,32 @@ class LivePipeline:
 
     def wait_for_rec(self, user_id: str, min_trigger_ts: float, timeout: float = 60.0) -> dict[str, Any]:
         """Block until ``rec:{user_id}`` reflects an event at or after ``min_trigger_ts``."""
-        from agents.refresh import recommendation_from_json
+        return wait_for_rec(self.redis, self.settings, self.worker, user_id, min_trigger_ts, timeout)
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.worker.check_alive()
-            raw = self.redis.get(self.settings.rec_key(user_id))
-            if raw:
-                rec = recommendation_from_json(raw)
-                if float(rec["trigger_ts"]) >= min_trigger_ts - 1e-6:  # type: ignore[arg-type]
-                    return rec
-            time.sleep(0.1)
-        raise AssertionError(f"no recommendation for {user_id} after ts {min_trigger_ts} within {timeout}s\n"
-                             f"{self.worker.log_tail()}")
+
+def wait_for_rec(
+    client: Any, settings: Settings, worker: WorkerProcess, user_id: str, min_trigger_ts: float, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Block until the user's Redis list reflects an event at or after ``min_trigger_ts``."""
+    from agents.refresh import recommendation_from_json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        raw = client.get(settings.rec_key(user_id))
+        if raw:
+            rec = recommendation_from_json(raw)
+            if float(rec["trigger_ts"]) >= min_trigger_ts - 1e-6:  # type: ignore[arg-type]
+                return rec
+        time.sleep(0.1)
+    raise AssertionError(f"no recommendation for {user_id} after ts {min_trigger_ts} within {timeout}s\n"
+                         f"{worker.log_tail()}")
+
+
+@pytest.fixture(name="wait_for_rec")
+def wait_for_rec_fixture() -> Any:
+    """The :func:`wait_for_rec` helper."""
+    return wait_for_rec
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import ExitStack
 import time
 from collections import Counter
 from pathlib import Path
@@ -52,10 +53,9 @@ def run_demo(
     if n_events < 1 or rate <= 0 or n_users < 1:
         raise DemoError("--events, --rate and --users must be positive")
     work = Path(tempfile.mkdtemp(prefix="streamrec-demo-"))
-    with console.status("starting the embedded broker (Tansu) and Redis (Valkey)..."):
-        ctx = resolve_addresses(settings)
-        resolved = ctx.__enter__()
-    try:
+    with ExitStack() as stack:
+        with console.status("starting the embedded broker (Tansu) and Redis (Valkey)..."):
+            resolved = stack.enter_context(resolve_addresses(settings))
         s = resolved.model_copy(update={"web_port": find_free_port(), "data_dir": work / "worker"})
         ensure_topics(s)
         worker = WorkerProcess(s, work / "worker.log")
@@ -66,8 +66,6 @@ def run_demo(
         finally:
             with console.status("stopping the worker..."):
                 worker.stop()
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def _run(

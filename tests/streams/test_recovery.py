@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import redis
 
-from agents.refresh import recommendation_from_json
 from streams.demo.catalog import demo_catalog, items_by_category
 from streams.producer import create_producer
 from streams.settings import Settings
@@ -20,18 +19,7 @@ from streams.worker_process import WorkerProcess
 pytestmark = pytest.mark.integration
 
 
-def _wait_rec(client: Any, settings: Settings, user: str, min_ts: float, worker: WorkerProcess) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        raw = client.get(settings.rec_key(user))
-        if raw and recommendation_from_json(raw)["trigger_ts"] >= min_ts - 1e-6:  # type: ignore[operator]
-            return recommendation_from_json(raw)
-        time.sleep(0.1)
-    raise AssertionError(worker.log_tail())
-
-
-def test_restarted_worker_recovers_user_state_and_catalog(settings: Settings, tmp_path: Path) -> None:
+def test_restarted_worker_recovers_user_state_and_catalog(settings: Settings, tmp_path: Path, wait_for_rec: Any) -> None:
     ensure_topics(settings)
     catalog = demo_catalog(seed=5, images=False)
     category = {it["item_id"]: it["category"] for it in catalog}
@@ -54,7 +42,7 @@ def test_restarted_worker_recovers_user_state_and_catalog(settings: Settings, tm
         now = time.time()
         for i, item in enumerate(kitchen[:10]):
             click(item, now + i * 0.01, i)
-        _wait_rec(client, settings, "loyal", now + 0.09, first)
+        wait_for_rec(client, settings, first, "loyal", now + 0.09)
     finally:
         assert first.stop() == 0  # graceful: offsets and changelog flushed
 
@@ -68,7 +56,7 @@ def test_restarted_worker_recovers_user_state_and_catalog(settings: Settings, tm
         assert second.status()["users_in_memory"] == 1  # type: ignore[index]
         later = time.time()
         click(audio[0], later, 100)
-        rec = _wait_rec(client, settings, "loyal", later, second)
+        rec = wait_for_rec(client, settings, second, "loyal", later)
     finally:
         second.stop()
     cats = [category[i["item_id"]] for i in rec["items"]]
