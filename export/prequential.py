@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,14 +53,34 @@ class _Click:
     session_id: str | None = None
 
 
+class BatchLearner(Protocol):
+    """A recommender that folds events in micro-batches, as the pipeline does.
+
+    :func:`run_prequential` calls ``end_batch`` after every ``batch`` events (and
+    at the end); until then ``learn_one`` may only queue the event.
+    """
+
+    def end_batch(self) -> None:
+        """Apply the queued events and refresh the lists of the users they touched."""
+        ...
+
+
 class ProductRecommender:
     """streamrec's recommender (index, interests, co-visitation, trending, blend ranker) in process.
+
+    It serves what the pipeline serves: ``recommend`` returns the list computed
+    when the user's state was last refreshed (none before the user's first event),
+    not a list recomputed at the moment of the event. Events are applied in
+    micro-batches (:meth:`end_batch`), exactly as the events agent applies them:
+    users' states first, then one batched refresh of the touched users, then the
+    batch's co-visitation and trending increments (which reach the workers
+    through a topic, after the refresh).
 
     ``item_vectors`` fills the item index (inserted in an order shuffled by ``seed``,
     so the ranker's last tie-break, the item row, is a fixed random order). Items
     met in the stream without a vector get a zero vector: only co-visitation and
-    trending can find them. The recommender's own "recent items" exclusion is off
-    (the protocol decides what is excluded); what a user bought stays excluded.
+    trending can find them. ``history_size`` items per user are remembered and
+    excluded from their lists (what they bought always is).
     """
 
     def __init__(
@@ -69,6 +90,8 @@ class ProductRecommender:
         *,
         seed: int = 0,
         name: str = "product",
+        k: int = 10,
+        history_size: int = 10_000,
         learner: InterestLearner | None = None,
         trending_half_life: float = 3600.0,
         max_neighbors: int = 100,
@@ -86,17 +109,19 @@ class ProductRecommender:
             index.upsert(item_id, np.asarray(item_vectors[item_id], np.float32))
         self.name = name
         self.dim = dim
-        self.per_source = per_source
         self.recommender = Recommender(
             index,
             CoVisitation(max_neighbors=max_neighbors),
             Trending(half_life=trending_half_life),
-            learner or InterestLearner(),
+            learner or InterestLearner(max_recent=history_size),
             scorer,
+            top_k=k,
             per_source=per_source,
-            exclude_recent=0,
+            exclude_recent=history_size,
         )
         self.states: dict[UserId, UserState] = {}
+        self.live: dict[UserId, list[ItemId]] = {}
+        self._pending: list[tuple[str, _Click]] = []
         self._n_events = 0
 
     @classmethod
@@ -121,13 +146,23 @@ class ProductRecommender:
         return cls(vectors, dim, **kwargs)  # type: ignore[arg-type]
 
     def learn_one(self, ev: InteractionLike) -> None:
-        """Apply one event as the events agent does, and its item-stats deltas as every worker does."""
-        rec = self.recommender
-        if ev.item_id not in rec.index:
-            rec.index.upsert(ev.item_id, np.zeros(self.dim, np.float32))
-        click = _Click(ev.user_id, ev.item_id, ev.kind, ev.ts)
-        fx = apply_events(self.states, [(str(self._n_events), click)], [], rec.index, rec.learner)
+        """Queue one event for the current micro-batch."""
+        if ev.item_id not in self.recommender.index:
+            self.recommender.index.upsert(ev.item_id, np.zeros(self.dim, np.float32))
+        self._pending.append((str(self._n_events), _Click(ev.user_id, ev.item_id, ev.kind, ev.ts)))
         self._n_events += 1
+
+    def end_batch(self) -> None:
+        """Apply the queued events as the events agent does, refresh their users, then
+        apply the batch's item-stats increments as every worker does."""
+        if not self._pending:
+            return
+        rec = self.recommender
+        fx = apply_events(self.states, self._pending, [], rec.index, rec.learner)
+        self._pending = []
+        batch = [(uid, self.states[uid], ts) for uid, (ts, _) in fx.triggers.items()]
+        for (uid, _, _), items in zip(batch, rec.recommend(batch), strict=True):
+            self.live[uid] = [s.item_id for s in items]
         rec.covisitation.learn_many(fx.pairs)
         for item_id, weight, ts in fx.counts:
             rec.trending.learn_one(item_id, weight, ts)
@@ -135,18 +170,8 @@ class ProductRecommender:
     def recommend(
         self, user_id: UserId, k: int, exclude: set[ItemId], now: Timestamp | None = None
     ) -> list[ItemId]:
-        """The product's top-``k`` for ``user_id`` at ``now``, without ``exclude``.
-
-        Each source is widened to ``k + len(exclude)`` candidates (at least
-        ``per_source``) so a long history cannot leave the list short.
-        """
-        rec = self.recommender
-        state = self.states.get(user_id) or UserState()
-        when = state.last_ts if now is None else now
-        want = k + len(exclude)
-        rec.per_source = max(self.per_source, want)
-        (scored,) = rec.recommend([(user_id, state, when)], k=want)
-        return [s.item_id for s in scored if s.item_id not in exclude][:k]
+        """The list served to ``user_id`` now (from its last refresh), without ``exclude``."""
+        return [i for i in self.live.get(user_id, ()) if i not in exclude][:k]
 
 
 def run_prequential(
@@ -154,17 +179,27 @@ def run_prequential(
     recommenders: Sequence[Baseline | ProductRecommender],
     k: int = 10,
     warmup: float = 0.2,
+    batch: int = 1,
     progress: Progress | None = None,
     progress_every: int = 1000,
-) -> dict[str, dict[str, float | int]]:
+    curve_points: int = 50,
+) -> dict[str, dict[str, Any]]:
     """Test-then-train every recommender over the same stream in one pass.
 
+    An event whose item the user already interacted with is not scored (that
+    item is excluded from every list, so it could never be a hit) but is learned;
+    such events are counted as ``repeats``. Recommenders with an ``end_batch``
+    method (:class:`BatchLearner`) get it after every ``batch`` events.
+
     Returns, per recommender name: ``hr``, ``mrr``, ``ndcg`` (at ``k``), ``n`` (scored
-    events) and ``seconds`` (time spent in its own recommend and learn calls).
+    events), ``repeats``, ``seconds`` (time spent in its own calls) and ``curve``:
+    ``[events replayed, HR@k over the preceding window of scored events]`` pairs.
     ``progress(done, total)`` is called every ``progress_every`` events and at the end.
     """
     if k < 1:
         raise ValueError("k must be at least 1")
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
     if not 0.0 <= warmup < 1.0:
         raise ValueError("warmup must be in [0, 1)")
     names = [r.name for r in recommenders]
@@ -173,26 +208,64 @@ def run_prequential(
     events = dataset.interactions if isinstance(dataset, Dataset) else list(dataset)
     n_warm = int(warmup * len(events))
     accs = {name: MetricAccumulator() for name in names}
+    hits: dict[str, list[int]] = {name: [] for name in names}
+    positions: list[int] = []
     seconds = dict.fromkeys(names, 0.0)
+    batchers = [r for r in recommenders if callable(getattr(r, "end_batch", None))]
     seen: dict[UserId, set[ItemId]] = {}
+    repeats = 0
     for t, ev in enumerate(events):
         history = seen.setdefault(ev.user_id, set())
-        if t >= n_warm:
+        if t >= n_warm and ev.item_id in history:
+            repeats += 1
+        elif t >= n_warm:
+            positions.append(t + 1)
             for rec in recommenders:
                 start = time.perf_counter()
                 ranked = rec.recommend(ev.user_id, k, history, now=ev.ts)
                 seconds[rec.name] += time.perf_counter() - start
                 if len(ranked) > k or len(set(ranked)) != len(ranked) or not history.isdisjoint(ranked):
                     raise ValueError(f"{rec.name} returned an invalid top-{k} list: {ranked}")
-                accs[rec.name].add(rank_of(ev.item_id, ranked))
+                rank = rank_of(ev.item_id, ranked)
+                accs[rec.name].add(rank)
+                hits[rec.name].append(rank is not None)
         for rec in recommenders:
             start = time.perf_counter()
             rec.learn_one(ev)
             seconds[rec.name] += time.perf_counter() - start
         history.add(ev.item_id)
+        if (t + 1) % batch == 0 or t + 1 == len(events):
+            for rec in batchers:
+                start = time.perf_counter()
+                rec.end_batch()  # type: ignore[attr-defined]
+                seconds[rec.name] += time.perf_counter() - start
         if progress is not None and ((t + 1) % progress_every == 0 or t + 1 == len(events)):
             progress(t + 1, len(events))
-    return {name: {**accs[name].summary(), "seconds": round(seconds[name], 3)} for name in names}
+    return {
+        name: {
+            **accs[name].summary(),
+            "repeats": repeats,
+            "seconds": round(seconds[name], 3),
+            "curve": hit_rate_curve(positions, hits[name], curve_points),
+        }
+        for name in names
+    }
+
+
+def hit_rate_curve(positions: Sequence[int], hits: Sequence[bool | int], points: int = 50) -> list[list[float]]:
+    """HR over consecutive windows of scored events: ``[last event position, HR]`` per window.
+
+    >>> hit_rate_curve([3, 4, 5, 6], [1, 0, 1, 1], points=2)
+    [[4, 0.5], [6, 1.0]]
+    """
+    if not hits:
+        return []
+    size = max(1, -(-len(hits) // max(points, 1)))
+    out: list[list[float]] = []
+    for start in range(0, len(hits), size):
+        window = hits[start : start + size]
+        out.append([positions[start + len(window) - 1], round(sum(window) / len(window), 6)])
+    return out
 
 
 READERS: dict[str, Callable[[Path], Dataset]] = {
@@ -202,6 +275,11 @@ READERS: dict[str, Callable[[Path], Dataset]] = {
 }
 
 
+def baselines(seed: int = 0) -> list[Baseline]:
+    """Global popularity, recency-decayed popularity and co-visitation of the last 5 items."""
+    return [Popularity(seed=seed), RecencyPopularity(seed=seed), CoVisitationBaseline(window=5, seed=seed)]
+
+
 def evaluate(
     dataset: Dataset,
     embedder: ItemEmbedder | None,
@@ -209,15 +287,14 @@ def evaluate(
     warmup: float = 0.2,
     product: bool = True,
     seed: int = 0,
+    batch: int = 1,
     progress: Progress | None = None,
-) -> dict[str, dict[str, float | int]]:
-    """The baselines (popularity, recency-decayed popularity, co-visitation of the last 5
-    items) and, with ``product``, streamrec's own ranking, over ``dataset`` in one pass."""
-    recommenders: list[Baseline | ProductRecommender] = [
-        Popularity(seed=seed),
-        RecencyPopularity(seed=seed),
-        CoVisitationBaseline(window=5, seed=seed),
-    ]
+    extra: Sequence[Baseline] = (),
+) -> dict[str, dict[str, Any]]:
+    """The baselines and, with ``product``, streamrec's own ranking (plus ``extra``
+    recommenders, e.g. the live pipeline), over ``dataset`` in one pass."""
+    recommenders: list[Baseline | ProductRecommender] = [*baselines(seed)]
     if product:
-        recommenders.append(ProductRecommender.for_dataset(dataset, embedder, seed=seed))
-    return run_prequential(dataset, recommenders, k=k, warmup=warmup, progress=progress)
+        recommenders.append(ProductRecommender.for_dataset(dataset, embedder, seed=seed, k=k))
+    recommenders.extend(extra)
+    return run_prequential(dataset, recommenders, k=k, warmup=warmup, batch=batch, progress=progress)

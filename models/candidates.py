@@ -103,6 +103,20 @@ def generate_candidates(
     s_query = query @ matrix.T
     dead = ~alive
 
+    # What each user must not be shown: bought items (always) and, optionally, the
+    # latest ``exclude_recent`` items. Masked before every per-source top-k, so a
+    # long history never crowds a source's candidates out.
+    seen_sets: list[set[int]] = []
+    ex_user: list[int] = []
+    ex_row: list[int] = []
+    for ui, u in enumerate(users):
+        seen = list(u.bought) + (list(u.recent)[-exclude_recent:] if exclude_recent > 0 else [])
+        rows = index.rows(seen).tolist()
+        seen_sets.append(set(rows))
+        ex_user.extend([ui] * len(rows))
+        ex_row.extend(rows)
+    blocked = (np.array(ex_user, np.int64), np.array(ex_row, np.int64))
+
     # Trending: one dense score per row, normalised to [0, 1].
     trend = np.zeros(n_rows, np.float32)
     hot = trending.top(max(per_source, 1) * 4)
@@ -110,11 +124,14 @@ def generate_candidates(
         r = index.row(item_id)
         if r is not None:
             trend[r] = score
-    trend_rows = np.array([r for i, _ in hot[:per_source] if (r := index.row(i)) is not None], np.int64)
 
     interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
     interest[:, dead] = -np.inf
+    interest[blocked] = -np.inf
     searched = np.where(dead[None, :], -np.inf, s_query)
+    searched[blocked] = -np.inf
+    trend_scores = np.where((trend > 0) & alive, trend, -np.inf)[None, :].repeat(n_users, axis=0)
+    trend_scores[blocked] = -np.inf
     parts_user: list[IntArray] = []
     parts_row: list[IntArray] = []
     parts_src: list[IntArray] = []
@@ -130,16 +147,17 @@ def generate_candidates(
     cov_row: list[int] = []
     cov_score: list[float] = []
     for ui, u in enumerate(users):
-        for item_id, score in covisitation.scores_for(u.recent, k=per_source).items():
+        seen_rows = seen_sets[ui]
+        for item_id, score in covisitation.scores_for(u.recent, k=per_source + len(seen_rows)).items():
             r = index.row(item_id)
-            if r is not None:
+            if r is not None and r not in seen_rows:
                 cov_user.append(ui)
                 cov_row.append(r)
                 cov_score.append(score)
     cu, cr = np.array(cov_user, np.int64), np.array(cov_row, np.int64)
     add(cu, cr, COVISIT)
     add(*_top_rows(interest, per_source, (conf_long + conf_short) > 0), INTEREST)
-    add(np.repeat(np.arange(n_users, dtype=np.int64), trend_rows.shape[0]), np.tile(trend_rows, n_users), TRENDING)
+    add(*_top_rows(trend_scores, per_source, np.ones(n_users, bool)), TRENDING)
 
     user = np.concatenate(parts_user) if parts_user else np.zeros(0, np.int64)
     row = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
@@ -151,12 +169,10 @@ def generate_candidates(
     first.sort()
     user, row, src, keys = user[first], row[first], src[first], keys[first]
 
-    # Drop what the user bought (always) and just interacted with (optionally).
-    excluded: list[int] = []
-    for ui, u in enumerate(users):
-        seen = list(u.bought) + (list(u.recent)[-exclude_recent:] if exclude_recent > 0 else [])
-        excluded.extend(ui * n_rows + int(r) for r in index.rows(seen))
-    keep = alive[row] & ~np.isin(keys, np.array(excluded, np.int64))
+    # A top-k of fewer valid items than k picks masked ones too: drop them.
+    excluded = blocked[0] * n_rows + blocked[1]
+    keep = alive[row] & ~np.isin(keys, excluded)
+    keep &= (src != TRENDING) | (trend[row] > 0)
     user, row, src, keys = user[keep], row[keep], src[keep], keys[keep]
 
     cov_feat = np.zeros(user.shape[0], np.float32)

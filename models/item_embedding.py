@@ -60,7 +60,10 @@ class ItemEmbedder:
         return f"minilm-l6+effnet-lite0:{self.image_dim}:{self.image_weight}:{self.seed}"
 
     def embed_items(self, texts: Sequence[str], images: Sequence[NDArray[np.uint8] | None]) -> Matrix:
-        """Fused vectors for a batch of items; ``images[i]`` is None for a text-only item."""
+        """Fused vectors for a batch of items; ``images[i]`` is None for a text-only item.
+
+        An item with neither text nor image gets a zero vector (behaviour-only).
+        """
         if len(texts) != len(images):
             raise ValueError("texts and images must have the same length")
         out = np.zeros((len(texts), self.dim), np.float32)
@@ -75,6 +78,7 @@ class ItemEmbedder:
             projected = l2_normalize(feats @ self._projection)
             out[with_image, : self.text.dim] *= np.sqrt(1.0 - a)
             out[with_image, self.text.dim :] = np.sqrt(a) * projected
+        out[[i for i, (t, img) in enumerate(zip(texts, images)) if not t.strip() and img is None]] = 0.0
         return l2_normalize(out)
 
     def embed_queries(self, queries: Sequence[str]) -> Matrix:

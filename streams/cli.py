@@ -232,47 +232,45 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
 )
 @click.option("--k", default=10, show_default=True, help="list length")
 @click.option("--warmup", default=0.2, show_default=True, help="share of the stream learned before scoring")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=None,
+    help="events per micro-batch: the product's lists are refreshed after each batch "
+    "[default: 1 in process, 200 through the pipeline]",
+)
+@click.option("--through-pipeline", is_flag=True, help="also run the events through a real worker (Kafka + Redis)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="only the first N events of the stream")
 @click.option("--no-product", is_flag=True, help="only the baselines (no encoder start-up)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write {dataset}.json and {dataset}.png (HR over the stream) here")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the figures here")
-def evaluate(path: Path, fmt: str, k: int, warmup: float, no_product: bool, json_out: Path | None) -> None:
+def evaluate(
+    path: Path, fmt: str, k: int, warmup: float, batch: int | None, through_pipeline: bool, limit: int | None,
+    no_product: bool, out_dir: Path | None, json_out: Path | None,
+) -> None:
     """Prequential (test-then-train) quality of streamrec's ranking against baselines.
 
     Replays the events in time order; after the warm-up, every interaction is
-    scored against the list each recommender gave that user just before it (items
-    the user already interacted with left out, ties never in the target's favour),
-    then learned. Runs in process, on the same models/ code the workers use.
+    scored against the list each recommender served that user just before it
+    (items the user already interacted with left out, ties never in the target's
+    favour), then learned. The product runs in process on the same models/ code
+    the workers use; with --through-pipeline the same events also go through a
+    worker process, and its published lists are scored in the same pass.
     """
-    from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
+    from streams.evaluate_command import EvaluationError, run_evaluate_command
 
-    from export.prequential import READERS, evaluate as run_evaluation
-
+    if through_pipeline and no_product:
+        raise click.UsageError("--through-pipeline measures the product: drop --no-product")
     s = _settings()
+    if through_pipeline:
+        _check_partial_addresses(s)
     try:
-        dataset = READERS[fmt](path)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read {path} as {fmt}: {exc}") from None
-    embedder = None
-    if not no_product and dataset.item_text:
-        from streams.model_loading import load_embedder
-
-        embedder = load_embedder(s)
-    console = Console()
-    with Progress(console=console) as bar:
-        task = bar.add_task(f"{dataset.name}: {len(dataset.interactions)} events", total=len(dataset.interactions))
-        figures = run_evaluation(
-            dataset, embedder, k=k, warmup=warmup, product=not no_product,
-            progress=lambda done, total: bar.update(task, completed=done),
+        run_evaluate_command(
+            s, path, fmt, k=k, warmup=warmup, batch=batch or (200 if through_pipeline else 1),
+            through_pipeline=through_pipeline, limit=limit, product=not no_product, out_dir=out_dir,
+            json_out=json_out,
         )
-    table = Table(title=f"{dataset.name}: prequential top-{k}, {warmup:.0%} warm-up")
-    for col in ("recommender", f"HR@{k}", f"MRR@{k}", f"NDCG@{k}", "scored", "seconds"):
-        table.add_column(col)
-    for name, f in figures.items():
-        table.add_row(name, f"{f['hr']:.4f}", f"{f['mrr']:.4f}", f"{f['ndcg']:.4f}", str(f["n"]), f"{f['seconds']:.1f}")
-    console.print(table)
-    if json_out:
-        json_out.write_text(json.dumps({"dataset": dataset.name, "k": k, "warmup": warmup, "figures": figures}, indent=2))
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

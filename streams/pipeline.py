@@ -103,6 +103,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         long_half_life=settings.long_half_life_s,
         short_half_life=settings.short_half_life_s,
         query_half_life=settings.query_half_life_s,
+        max_recent=settings.history_size,
     )
     recommender = Recommender(
         ItemIndex(dim=embedder.dim),

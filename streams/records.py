@@ -45,7 +45,12 @@ class Event(faust.Record, abstract=True, serializer="json"):
 
 
 class ItemEvent(Event, namespace="streamrec.ItemEvent"):
-    """A catalog upsert (or delete) on ``catalog.items``, keyed by item_id."""
+    """A catalog upsert (or delete) on ``catalog.items``, keyed by item_id.
+
+    Every content field is optional: an item with no text and no image is a
+    behaviour-only item (zero content vector), found through co-visitation and
+    trending but never by similarity.
+    """
 
     item_id: str = _id()
     title: str = StringField(min_length=0, max_length=MAX_TITLE, required=False, default="")
@@ -58,11 +63,6 @@ class ItemEvent(Event, namespace="streamrec.ItemEvent"):
     ts: Optional[float] = None
 
     list_limits: ClassVar[dict[str, tuple[int, int]]] = {"tags": (MAX_TAGS, MAX_TAG)}
-
-    def problems(self) -> list[str]:
-        if not self.deleted and not (self.title.strip() or self.description.strip()):
-            return ["an item needs a title or a description (or deleted=true)"]
-        return []
 
 
 class ClickEvent(Event, namespace="streamrec.ClickEvent"):

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     )
     event_batch_size: int = Field(default=2000, ge=1, description="most events in one micro-batch")
     exclude_recent: int = Field(default=5, ge=0, description="leave out the user's N latest items (bought ones always)")
+    history_size: int = Field(
+        default=20, ge=1, le=10_000, description="latest items remembered per user (co-visitation, exclusion)"
+    )
     long_half_life_s: float = Field(default=30 * 24 * 3600, gt=0)
     short_half_life_s: float = Field(default=30 * 60, gt=0)
     query_half_life_s: float = Field(default=15 * 60, gt=0)
@@ -139,6 +142,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_history(self) -> Settings:
+        if self.exclude_recent > self.history_size:
+            raise ValueError(
+                f"exclude_recent ({self.exclude_recent}) cannot exceed history_size ({self.history_size}): "
+                "a user's state only remembers history_size items; raise STREAMREC_HISTORY_SIZE"
+            )
+        return self
+
     @property
     def embedded(self) -> bool:
         """True when neither Kafka nor Redis is configured: run the embedded servers."""
@@ -176,3 +188,14 @@ class Settings(BaseSettings):
         if surface == "home":
             return f"{self.redis_key_prefix}rec:{user_id}"
         return f"{self.redis_key_prefix}rec:{surface}:{user_id}"
+
+    def isolated(self, tag: str) -> Settings:
+        """A copy whose topics, consumer group and Redis keys carry ``tag``, so a run
+        (a benchmark, an evaluation) shares a broker and Redis with nothing else.
+
+        >>> s = Settings().isolated("run1")
+        >>> s.topic_clicks, s.app_id, s.redis_key_prefix
+        ('events.clicks.run1', 'streamrec-run1', 'run1:')
+        """
+        topics = {name: f"{getattr(self, name)}.{tag}" for name in type(self).model_fields if name.startswith("topic_")}
+        return self.model_copy(update={**topics, "app_id": f"{self.app_id}-{tag}", "redis_key_prefix": f"{tag}:"})

@@ -63,7 +63,7 @@ def test_target_never_wins_a_tie(make) -> None:  # type: ignore[no-untyped-def]
 def test_all_recommenders_see_the_same_stream() -> None:
     res = run_prequential(STREAM, [Popularity(), CoVisitationBaseline(), RecencyPopularity(10.0)], k=2)
     assert {r["n"] for r in res.values()} == {4}
-    assert set(res["popularity"]) == {"hr", "mrr", "ndcg", "n", "seconds"}
+    assert set(res["popularity"]) == {"hr", "mrr", "ndcg", "n", "repeats", "seconds", "curve"}
     with pytest.raises(ValueError, match="unique"):
         run_prequential(STREAM, [Popularity(), Popularity()])
 
@@ -82,37 +82,62 @@ VECTORS = {
 }
 
 
+def test_repeated_items_are_learned_but_not_scored() -> None:
+    ds = Dataset("rep", [Interaction("u1", "a", 1.0), Interaction("u2", "a", 2.0), Interaction("u2", "a", 3.0)])
+    res = run_prequential(ds, [Popularity()], k=1, warmup=0.0)["popularity"]
+    assert (res["n"], res["repeats"]) == (2, 1)
+    assert res["hr"] == 0.5  # u1 meets an empty model, u2 gets [a]; u2's second "a" is not scored
+
+
 def test_product_adapter_follows_interest_and_covisitation() -> None:
-    prod = ProductRecommender(VECTORS, seed=0)
+    prod = ProductRecommender(VECTORS, seed=0, k=2)
     prod.learn_one(Interaction("u", "a", 0.0))
+    assert prod.recommend("u", 2, {"a"}, now=0.0) == []  # nothing is served before the refresh
+    prod.end_batch()
     # Interest in "a": b is the nearest unseen item, then d (c is orthogonal).
     assert prod.recommend("u", 2, {"a"}, now=0.0) == ["b", "d"]
     for ev in [Interaction("v", "c", 1.0), Interaction("v", "d", 2.0)]:
         prod.learn_one(ev)
+    prod.end_batch()
     assert prod.recommender.covisitation.neighbors("c") == [("d", 1.0)]
     assert prod.recommender.trending.score("d") > 0
     assert "u" in prod.states and prod.states["u"].recent == ["a"]
+    assert "c" not in prod.live["v"] and "d" not in prod.live["v"]  # the whole history is excluded
 
 
-def test_product_adapter_cold_user_gets_trending_and_unknown_items_are_added() -> None:
+def test_product_adapter_new_user_gets_trending_and_unknown_items_are_added() -> None:
     prod = ProductRecommender(VECTORS)
     prod.learn_one(Interaction("u", "c", 10.0))
     prod.learn_one(Interaction("v", "zz", 10.0))  # not in the catalog: zero vector
+    prod.end_batch()
     assert "zz" in prod.recommender.index
-    assert set(prod.recommend("newcomer", 2, set(), now=10.0)) == {"c", "zz"}
+    assert prod.recommend("newcomer", 2, set(), now=10.0) == []  # no list is published before a first event
+    prod.learn_one(Interaction("newcomer", "a", 11.0))
+    prod.end_batch()
+    assert {"c", "zz"} <= set(prod.recommend("newcomer", 10, set(), now=11.0))
+
+
+def test_product_adapter_serves_the_list_of_the_last_refresh() -> None:
+    events = [Interaction("u", "a", 1.0), Interaction("u", "b", 2.0)]
+    one = ProductRecommender(VECTORS, k=3)
+    run_prequential(events, [one], k=3, warmup=0.0, batch=1)
+    two = ProductRecommender(VECTORS, k=3)
+    res = run_prequential(events, [two], k=3, warmup=0.0, batch=2)
+    # With batch=2 both events share one refresh: "b" meets no list at all.
+    assert res["product"]["hr"] == 0.0
+    assert one.live["u"] == two.live["u"]
 
 
 def test_product_adapter_without_text_ties_on_a_fixed_order() -> None:
     items, warm = tie_stream()
-    ds = Dataset("tie", warm)
-    probe = ProductRecommender.for_dataset(ds, seed=5)
-    index = probe.recommender.index
+    probe_ds = Dataset("tie", warm + [Interaction("x", "probe", 100.0)])
+    index = ProductRecommender.for_dataset(probe_ds, seed=5).recommender.index
     top3 = set(sorted(items, key=lambda i: index.row(i))[:3])  # type: ignore[arg-type, return-value]
     hits = {}
     for target in items:
-        ds = Dataset("tie", warm + [Interaction("x", target, 100.0)])
-        prod = ProductRecommender.for_dataset(ds, seed=5)  # same items, same shuffled rows
-        hits[target] = run_prequential(ds, [prod], k=3, warmup=0.91)["product"]["hr"]
+        ds = Dataset("tie", probe_ds.interactions + [Interaction("x", target, 101.0)])
+        prod = ProductRecommender.for_dataset(ds, seed=5, k=3)  # same items, same shuffled rows
+        hits[target] = run_prequential(ds, [prod], k=3, warmup=0.95)["product"]["hr"]
     assert {t for t, h in hits.items() if h == 1.0} == top3
 
 
@@ -123,6 +148,6 @@ def test_product_adapter_in_the_loop() -> None:
             [("u1", "a"), ("u1", "c"), ("u2", "a"), ("u2", "c"), ("u3", "a"), ("u3", "c"), ("u4", "a"), ("u4", "b")]
         )],
     )
-    res = run_prequential(ds, [ProductRecommender(VECTORS), Popularity()], k=2)
+    res = run_prequential(ds, [ProductRecommender(VECTORS, k=2), Popularity()], k=2)
     assert res["product"]["n"] == res["popularity"]["n"] == 7
-    assert 0.0 <= res["product"]["hr"] <= 1.0
+    assert res["product"]["hr"] > 0.0  # u2 and u3 are served "c" after "a" (co-visitation of u1)

@@ -1,0 +1,127 @@
+"""``streamrec evaluate``: read a dataset, run the prequential protocol, print and write the figures."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from export.datasets import Dataset
+from export.prequential import READERS, baselines, evaluate
+from export.quality_report import best_baseline, markdown_table, write_report
+from models.baselines import Baseline
+from streams.settings import Settings
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation could not run; the message says why and what to do."""
+
+
+def load_dataset(path: Path, fmt: str, limit: int | None = None) -> Dataset:
+    """Read ``path`` with the ``fmt`` reader, keeping the first ``limit`` events."""
+    try:
+        dataset = READERS[fmt](path)
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"cannot read {path} as {fmt}: {exc}") from None
+    if limit is not None:
+        dataset = Dataset(dataset.name, dataset.interactions[:limit], dataset.item_text)
+    if not dataset.interactions:
+        raise EvaluationError(f"{path} holds no interactions")
+    return dataset
+
+
+def run_evaluate_command(
+    settings: Settings,
+    path: Path,
+    fmt: str,
+    *,
+    k: int = 10,
+    warmup: float = 0.2,
+    batch: int = 1,
+    through_pipeline: bool = False,
+    limit: int | None = None,
+    product: bool = True,
+    out_dir: Path | None = None,
+    json_out: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run one evaluation and report it; returns the result written as JSON."""
+    console = console or Console()
+    dataset = load_dataset(path, fmt, limit)
+    embedder = None
+    if product and dataset.item_text:
+        from streams.model_loading import load_embedder
+
+        with console.status("loading the encoders..."):
+            embedder = load_embedder(settings)
+    started = time.time()
+    with ExitStack() as stack:
+        extra: list[Baseline] = []
+        if through_pipeline:
+            from streams.pipeline_eval import PipelineEvalError, running_pipeline
+
+            try:
+                with console.status("starting a worker and publishing the dataset's catalog..."):
+                    extra.append(stack.enter_context(running_pipeline(settings, dataset, k, batch)))
+            except PipelineEvalError as exc:
+                raise EvaluationError(f"the pipeline could not start: {exc}") from None
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"{dataset.name}: replaying", total=len(dataset.interactions))
+            try:
+                figures = evaluate(
+                    dataset, embedder, k=k, warmup=warmup, product=product, batch=batch, extra=extra,
+                    progress=lambda done, total: bar.update(task, completed=done),
+                )
+            except RuntimeError as exc:  # PipelineEvalError included
+                raise EvaluationError(f"the evaluation stopped: {exc}") from None
+    result: dict[str, Any] = {
+        "dataset": dataset.name,
+        "path": str(path),
+        "events": len(dataset.interactions),
+        "users": dataset.n_users,
+        "items": dataset.n_items,
+        "k": k,
+        "warmup": warmup,
+        "batch": batch,
+        "through_pipeline": through_pipeline,
+        "wall_seconds": round(time.time() - started, 1),
+        "figures": figures,
+    }
+    if product:
+        name, hr = best_baseline(figures, tuple(b.name for b in baselines()))
+        result["best_baseline"] = name
+        result["product_vs_best_baseline"] = round(float(figures["product"]["hr"]) / hr, 3) if hr else None
+    if through_pipeline:
+        result["pipeline_minus_product_hr"] = round(float(figures["pipeline"]["hr"]) - float(figures["product"]["hr"]), 6)
+    _print(console, result)
+    if out_dir is not None:
+        json_path, png = write_report(result, out_dir, dataset.name)
+        console.print(f"wrote {json_path} and {png}")
+    if json_out is not None:
+        import json
+
+        json_out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _print(console: Console, result: dict[str, Any]) -> None:
+    k = result["k"]
+    table = Table(title=f"{result['dataset']}: prequential top-{k}, {result['warmup']:.0%} warm-up, batch {result['batch']}")
+    for col in ("recommender", f"HR@{k}", f"MRR@{k}", f"NDCG@{k}", "scored", "seconds"):
+        table.add_column(col)
+    for name, f in result["figures"].items():
+        table.add_row(name, f"{f['hr']:.4f}", f"{f['mrr']:.4f}", f"{f['ndcg']:.4f}", str(f["n"]), f"{f['seconds']:.1f}")
+    console.print(table)
+    first = next(iter(result["figures"].values()))
+    console.print(f"{first['repeats']} events re-visit an item the user already had (learned, not scored)")
+    if "product_vs_best_baseline" in result:
+        console.print(f"product / best baseline ({result['best_baseline']}) HR: {result['product_vs_best_baseline']}")
+    if "pipeline_minus_product_hr" in result:
+        console.print(f"through the pipeline minus in process, HR: {result['pipeline_minus_product_hr']:+.4f}")
+    console.print(markdown_table(result["figures"], k), markup=False, highlight=False)
