@@ -1,0 +1,54 @@
+"""CPU and memory from /proc, parsed by hand and read from a live process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streams.bench import procstat
+from streams.bench.procstat import MIB, ProcSample
+
+
+def test_stat_fields_are_counted_from_the_last_parenthesis() -> None:
+    # A command name with spaces and ")" must not shift the fields: utime 700, stime 300 ticks.
+    stat = "99 (a) b (c)) R 1 99 99 0 -1 4194560 10 0 0 0 700 300 0 0 20 0 1 0 100 0 0"
+    assert procstat.parse_cpu_seconds(stat, ticks_per_second=100) == 10.0
+    with pytest.raises(ValueError, match="not a /proc"):
+        procstat.parse_cpu_seconds("12 (x) R 1", 100)
+
+
+def test_status_memory_in_bytes() -> None:
+    status = "Name:\tpython\nVmPeak:\t 900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"
+    assert procstat.parse_memory(status) == (1024 * 1024, 2048 * 1024)
+    assert procstat.parse_memory("Name:\tkthreadd\n") == (0, 0)
+
+
+def test_usage_between_two_samples() -> None:
+    a = ProcSample(at=100.0, cpu_s=2.0, rss_bytes=300 * MIB, peak_rss_bytes=310 * MIB)
+    b = ProcSample(at=110.0, cpu_s=7.0, rss_bytes=320 * MIB, peak_rss_bytes=400 * MIB)
+    assert procstat.usage(a, b) == {"cpu_s": 5.0, "cpu_cores": 0.5, "rss_mib": 320.0, "peak_rss_mib": 400.0}
+
+
+def test_a_busy_child_process_is_measured() -> None:
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 0.6: pass\ninput()"
+    child = subprocess.Popen([sys.executable, "-c", busy], stdin=subprocess.PIPE)
+    try:
+        first = procstat.sample(child.pid)
+        time.sleep(0.8)
+        second = procstat.sample(child.pid)
+        used = procstat.usage(first, second)
+        assert 0.2 < used["cpu_s"] < 1.5
+        assert 1 < second.rss_mib < 500 and second.peak_rss_bytes >= second.rss_bytes
+    finally:
+        child.communicate(b"\n", timeout=10)
+    with pytest.raises(ProcessLookupError):
+        procstat.sample(child.pid)
+
+
+def test_this_process() -> None:
+    me = procstat.sample(os.getpid())
+    assert me.cpu_s > 0 and me.rss_bytes > 0
