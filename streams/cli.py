@@ -291,5 +291,66 @@ def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option("--mode", type=click.Choice(["live", "catchup", "all"]), default="all", show_default=True,
+              help="live: fixed offered rates; catchup: a backlog produced before the worker starts")
+@click.option("--rates", default="500,2000,5000,10000", show_default=True,
+              help="offered events/s for live mode, comma-separated")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="how long each rate is offered")
+@click.option("--events", type=click.IntRange(min=1), default=300_000, show_default=True,
+              help="click events in the catch-up backlog")
+@click.option("--users", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="users the events are spread over (uniformly)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"),
+              show_default=True, help="folder for bench.json, bench.png, bench.md and the logs")
+@click.option("--skip-echo", is_flag=True, help="do not run the echo reference")
+@click.option("--broker", help="Kafka host:port[,host:port] (default: STREAMREC_KAFKA_BOOTSTRAP_SERVERS, else embedded)")
+@click.option("--redis", "redis_url", help="redis://[:password@]host:port/db (default: STREAMREC_REDIS_URL, else embedded)")
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="longest wait after a rate for the backlog to be worked off (higher rates are skipped after)")
+@click.option("--text-only-catalog", is_flag=True,
+              help="publish the demo catalog without images (quicker set-up; events never use images)")
+@click.option("--seed", default=7, show_default=True)
+def bench(mode: str, rates: str, seconds: float, events: int, users: int, out: Path, skip_echo: bool,
+          broker: str | None, redis_url: str | None, drain_timeout: float, text_only_catalog: bool,
+          seed: int) -> None:
+    """Measure one worker's throughput, latency, CPU and memory against a bare echo.
+
+    Live: load at fixed offered rates, event-to-Redis latency p50/p95/p99, refreshes/s,
+    lag. Catch-up: how fast a fresh worker works off a backlog. The echo reference
+    (consume, coalesce per user, pipelined SET) runs the same load on the same broker
+    and Redis; every figure is also given as a ratio to it. Writes bench.json, bench.png
+    and bench.md under --out and prints the Markdown table.
+    """
+    from rich.console import Console
+
+    from streams.bench.preflight import BenchError, parse_rates
+    from streams.bench.run import BenchConfig, run_bench
+
+    try:
+        offered = parse_rates(rates)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rates") from None
+    s = _settings(kafka_bootstrap_servers=broker, redis_url=redis_url)
+    if (s.kafka_bootstrap_servers is None) != (s.redis_url is None):
+        given, missing = ("--broker", "--redis") if s.redis_url is None else ("--redis", "--broker")
+        raise click.UsageError(
+            f"only one of Kafka and Redis is configured ({given} or its STREAMREC_* variable); give {missing} too, "
+            "or neither to benchmark on the embedded broker and Redis"
+        )
+    config = BenchConfig(mode=mode, rates=offered, seconds=seconds, events=events, users=users,  # type: ignore[arg-type]
+                         echo=not skip_echo, out=out, seed=seed, drain_timeout_s=drain_timeout,
+                         catalog_images=not text_only_catalog)
+    command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "streamrec bench"
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop every process started
+    try:
+        run_bench(s, config, Console(), command=command)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
