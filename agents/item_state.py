@@ -56,7 +56,7 @@ async def follow_item_state(p: Pipeline) -> None:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=int(s.kafka_fetch_max_wait_s * 1000),
+        fetch_max_wait_ms=int(s.item_state_fetch_wait_s * 1000),
     )
     await consumer.start()
     try:

@@ -188,6 +188,8 @@ def eval_settings(settings: Settings, k: int, batch: int) -> Settings:
             "exclude_recent": EVAL_HISTORY,
             "min_event_ts": 0.0,
             "event_batch_size": max(settings.event_batch_size, batch),
+            # The next batch should meet the item-stats increments of this one, as in process.
+            "item_state_fetch_wait_s": settings.kafka_fetch_max_wait_s,
         }
     )
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_s: float = Field(
         default=0.005, gt=0, description="longest a fetch waits for data (latency vs. idle requests)"
     )
+    item_state_fetch_wait_s: float = Field(
+        default=0.1, gt=0, description="fetch wait of the item-vector/item-stats follower (freshness vs. polling cost)"
+    )
     kafka_session_timeout_s: float = Field(default=10.0, gt=0)
     kafka_rebalance_timeout_s: float = Field(default=5.0, gt=0)
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
