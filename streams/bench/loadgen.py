@@ -183,18 +183,21 @@ class LoadGenerator:
             tail = "(no log)"
         return f"load generator {what}; last lines of {self.log_path}:\n{tail}"
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Close its input (it flushes and exits), SIGKILL it after ``grace`` seconds."""
+    def stop(self, grace: float = 2.0) -> None:
+        """Close its input (between steps it flushes and exits); mid-step (an abort) SIGTERM, then SIGKILL."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         with contextlib.suppress(OSError):
             if proc.stdin is not None:
                 proc.stdin.close()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for send in (proc.terminate, proc.kill):
+            try:
+                proc.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                send()
+        else:
             proc.wait(5)
         if proc.stdout is not None:
             proc.stdout.close()
