@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from models.interest import UserState
 from models.recommender import ScoredItem
@@ -29,10 +30,12 @@ def recommendation_payload(
     model_version: str,
     policy: str = POLICY,
     surface: str = "home",
+    request_id: str | None = None,
 ) -> bytes:
     """The JSON of one refresh, as :class:`~streams.records.Recommendation` reads it.
 
     Built directly (not through the Faust record) because it is on the hot path.
+    ``request_id`` defaults to a fresh UUID.
 
     >>> raw = recommendation_payload("u1", (1.5, "e1"), [ScoredItem("i1", 0.5, "search")], "blend-1")
     >>> rec = Recommendation.loads(raw)
@@ -42,7 +45,7 @@ def recommendation_payload(
     return json.dumps(
         {
             "user_id": user_id,
-            "request_id": uuid.uuid4().hex,
+            "request_id": request_id or uuid.uuid4().hex,
             "items": [{"item_id": i, "score": sc, "source": src} for i, sc, src in items],
             "model_version": model_version,
             "policy": policy,
@@ -59,7 +62,12 @@ def recommendation_payload(
 async def refresh_users(
     p: Pipeline, triggers: Mapping[UserId, tuple[Timestamp, str | None]], states: Mapping[UserId, UserState]
 ) -> None:
-    """Recompute and publish the lists of ``triggers``' users (one scoring call for all)."""
+    """Recompute and publish the lists of ``triggers``' users (one scoring call for all).
+
+    Lists go straight to the Kafka producer (not through Faust's per-message
+    channel machinery); Faust flushes that producer before it commits offsets, so a
+    list is delivered before the events that caused it count as processed.
+    """
     if not triggers:
         return
     batch = [(uid, states[uid], ts) for uid, (ts, _) in triggers.items()]
@@ -68,9 +76,12 @@ async def refresh_users(
     p.metrics.scoring_seconds.observe(time.perf_counter() - t0)
     p.metrics.scoring_batch.observe(len(batch))
     version = p.recommender.model_version
-    for (uid, _, ts), items in zip(batch, lists):
-        payload = recommendation_payload(uid, triggers[uid], items, version)
-        await p.topics.recommendations.send(key=uid.encode(), value=payload)
+    producer, topic = p.app.producer, p.settings.topic_recommendations
+    batch_id = uuid.uuid4().hex[:24]
+    for n, ((uid, _, ts), items) in enumerate(zip(batch, lists)):
+        payload = recommendation_payload(uid, triggers[uid], items, version, request_id=f"{batch_id}{n:08x}")
+        delivery = cast("asyncio.Future[Any]", await producer.send(topic, uid.encode(), payload, None, None, None))
+        delivery.add_done_callback(p.on_delivery)
         p.redis.put(p.settings.rec_key(uid), payload, ts)
     p.metrics.refreshes.inc(len(batch))
     p.metrics.redis_pending.set(p.redis.pending)

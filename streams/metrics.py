@@ -33,6 +33,9 @@ class Metrics:
         self.scoring_seconds = Histogram(
             "streamrec_scoring_seconds", "Time of one batched scoring call", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.publish_errors = Counter(
+            "streamrec_publish_errors", "Recommendations the Kafka producer failed to deliver", registry=r
+        )
         self.redis_errors = Counter("streamrec_redis_errors", "Failed Redis write attempts", registry=r)
         self.redis_pending = Gauge("streamrec_redis_pending_keys", "Keys waiting to be written to Redis", registry=r)
         self.image_errors = Counter(

@@ -7,7 +7,9 @@ encoders. Nothing here does I/O until the Faust worker starts the app.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
@@ -22,6 +24,8 @@ from streams.metrics import Metrics
 from streams.redis_sink import RedisWriter, create_redis_client
 from streams.settings import Settings
 from streams.validation import Limits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +63,13 @@ class Pipeline:
         """Write a user's state (one changelog record)."""
         self.users[user_id] = state.to_bytes()
 
+
+    def on_delivery(self, delivery: asyncio.Future[Any]) -> None:
+        """Count and log a recommendation the producer failed to deliver (never silent)."""
+        if delivery.cancelled() or delivery.exception() is None:
+            return
+        self.metrics.publish_errors.inc()
+        log.error("a recommendation could not be published: %r", delivery.exception())
 
     def limits(self, catalog: bool = False) -> Limits:
         """Decoding limits right now (the upper time bound moves with the clock)."""

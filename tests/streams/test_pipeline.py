@@ -116,3 +116,24 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_the_worker_continues(live_pip
     metrics = live.worker.metrics()
     assert 'streamrec_dlq_total{reason="unknown_item"' in metrics
     assert live.worker.status()["items"] == len(live.catalog)
+
+
+def test_a_failed_recommendation_delivery_is_counted_not_silent() -> None:
+    import asyncio
+
+    from streams.metrics import Metrics
+    from streams.pipeline import Pipeline
+
+    metrics = Metrics()
+    p = Pipeline(settings=None, app=None, topics=None, users=None, embedder=None, recommender=None,  # type: ignore[arg-type]
+                 metrics=metrics, redis=None)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    try:
+        ok, failed = loop.create_future(), loop.create_future()
+        ok.set_result(None)
+        failed.set_exception(RuntimeError("broker gone"))
+        p.on_delivery(ok)
+        p.on_delivery(failed)
+    finally:
+        loop.close()
+    assert metrics.publish_errors._value.get() == 1.0
