@@ -69,6 +69,14 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     return out
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine shows here), None if unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not available
+        return None
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU, cores, RAM, OS and Python, and the versions of the key packages."""
     try:
@@ -82,5 +90,6 @@ def machine_facts() -> dict[str, Any]:
         "memory_gib": memory_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_average_at_start": load_average(),
         "packages": versions(),
     }

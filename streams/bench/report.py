@@ -72,6 +72,10 @@ def fmt_ratio(value: object) -> str:
     return f"{value:.2f}×" if abs(value) >= 0.1 else f"{value:.2g}×"
 
 
+def _first(values: object) -> object:
+    return values[0] if isinstance(values, list) and values else None
+
+
 def _get(row: dict[str, Any], dotted: str) -> Any:
     value: Any = row
     for part in dotted.split("."):
@@ -153,7 +157,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores, {fmt(m.get('memory_gib'), 1)} GiB RAM, "
         f"Python {m.get('python', '?')}; broker: {servers.get('broker', {}).get('kind', '?')}, "
         f"Redis: {servers.get('redis', {}).get('kind', '?')} {servers.get('redis', {}).get('version') or ''}. "
-        "Load generator, latency probe and servers share the machine with the measured process."),
+        "Load generator, latency probe and servers share the machine with the measured process; "
+         f"load average (1 min) {fmt(_first(m.get('load_average_at_start')), 2)} at the start, "
+         f"{fmt(_first(m.get('load_average_at_end')), 2)} at the end."),
         "",
         f"Command: `{results.get('command', 'streamrec bench')}`",
     ]

@@ -108,3 +108,4 @@ def test_machine_facts() -> None:
     assert facts["cores"] >= 1 and 1 <= facts["usable_cores"] <= facts["cores"]
     assert facts["python"].count(".") == 2 and facts["memory_gib"] > 0
     assert facts["packages"]["faust-streaming"] and facts["packages"]["aiokafka"]
+    assert len(facts["load_average_at_start"]) == 3
