@@ -14,6 +14,7 @@ import urllib.error
 from typing import Any
 
 from streams.bench import procstat, promtext
+from streams.bench.live import OTHER_CPU_NOTE
 from streams.bench.targets import Target
 
 EVENTS = "streamrec_events_total"
@@ -31,7 +32,7 @@ def measure_catchup(
     """Poll ``target`` until it counted ``backlog`` events; the figures of the catch-up."""
     assert target.pid is not None
     start_sample = procstat.sample(target.pid)
-    zero_at, zero_sample = started_at, start_sample
+    zero_at, zero_sample, zero_machine = started_at, start_sample, procstat.machine_sample()
     first_seen: float | None = None
     count, progress_at = 0.0, time.monotonic()
     note = ""
@@ -43,26 +44,30 @@ def measure_catchup(
         except (urllib.error.URLError, OSError):
             text = None
         sample = procstat.sample(target.pid)
+        machine = procstat.machine_sample()
         if text is not None:
             seen = promtext.counter(text, EVENTS)
             if seen > count:
                 count, progress_at = seen, now
             if count == 0:
-                zero_at, zero_sample = now, sample
+                zero_at, zero_sample, zero_machine = now, sample, machine
             elif first_seen is None:
                 first_seen = now
         if count >= backlog:
-            done_at, done_sample = now, sample
+            done_at, done_sample, done_machine = now, sample, machine
             break
         waited = now - (progress_at if first_seen is not None else started_at)
         if waited > (stall_s if first_seen is not None else start_timeout_s):
-            done_at, done_sample = now, sample
+            done_at, done_sample, done_machine = now, sample, machine
             note = (f"stopped waiting: no progress for {stall_s:g}s at {count:,.0f} of {backlog:,} events"
                     if first_seen is not None else f"no event processed within {start_timeout_s:g}s of the start")
             break
         time.sleep(poll_s)
     elapsed = done_at - zero_at
     work = procstat.usage(zero_sample, done_sample)
+    others = procstat.other_usage(zero_machine, done_machine)
+    if others["other_cpu_cores"] >= OTHER_CPU_NOTE:
+        note = (f"{note}; " if note else "") + f"other processes used {others['other_cpu_cores']:.2f} cores"
     return {
         "events": backlog,
         "processed": int(count),
@@ -76,5 +81,6 @@ def measure_catchup(
         "cpu_s_total": round(done_sample.cpu_s, 3),  # a fresh process: all of its CPU time
         "rss_mib": work["rss_mib"],
         "peak_rss_mib": work["peak_rss_mib"],
+        **others,
         "note": note,
     }

@@ -31,6 +31,9 @@ from streams.bench.targets import Target
 WARMUP_S = 1.0
 WARMUP_MAX_RATE = 200.0
 
+#: Other processes' CPU (cores) from which a figure is flagged in its note.
+OTHER_CPU_NOTE = 0.2
+
 EVENTS = "streamrec_events_total"
 REFRESHES = "streamrec_refreshes_total"
 LATENCY = "streamrec_event_to_recommendation_seconds"
@@ -115,9 +118,9 @@ def _one_rate(
     probe.start()
     try:
         before = Scrape.of(target)
-        proc0, gen0 = procstat.sample(target.pid), procstat.sample(generator.pid)
+        proc0, gen0, machine0 = procstat.sample(target.pid), procstat.sample(generator.pid), procstat.machine_sample()
         step = generator.step(rate, seconds)
-        proc1, gen1 = procstat.sample(target.pid), procstat.sample(generator.pid)
+        proc1, gen1, machine1 = procstat.sample(target.pid), procstat.sample(generator.pid), procstat.machine_sample()
         after = Scrape.of(target)
         produced = int(step["sent"]) - int(step["errors"])
         status(f"{rate:,.0f} events/s: draining")
@@ -134,6 +137,10 @@ def _one_rate(
                 f"stopped after {step['sent']:,} events ({step['sent_rate']:,.0f}/s)")
     elif drained_at is None:
         note = f"not drained within {drain_timeout_s:g}s ({lag_after:,} events behind)"
+    machine = procstat.other_usage(machine0, machine1)
+    if machine["other_cpu_cores"] >= OTHER_CPU_NOTE:
+        note = f"{note}; " if note else ""
+        note += f"other processes used {machine['other_cpu_cores']:.2f} cores"
     return {
         "offered_rate": rate,
         "seconds": seconds,
@@ -157,6 +164,7 @@ def _one_rate(
         "drain_s": round(drained_at - after.at, 2) if drained_at is not None else None,
         "lag_after_drain": lag_after,
         **procstat.usage(proc0, proc1),
+        **machine,
         "note": note,
     }
 

@@ -169,8 +169,20 @@ def _phases(run: _Run, resolved: Settings, client: redis.Redis, results: dict[st
             "a rate stops early (and higher ones are skipped) when the generator falls more than 1 s behind. "
             f"Each process gets a {WARMUP_S:g} s warm-up (not measured) before the first rate."
         )
+    other = [row.get("other_cpu_cores") for row in _measured_rows(results)]
+    if other:
+        results["notes"].append(
+            f"Other processes on the machine used up to {max(o or 0.0 for o in other):.2f} cores during a measured "
+            "window (whole-machine busy CPU minus that of this benchmark's own processes)."
+        )
     if not config.catalog_images:
         results["notes"].append("The catalog was published without images (text-only item vectors).")
+
+
+def _measured_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    live, catchup = results.get("live") or {}, results.get("catchup") or {}
+    rows = [r for system in ("pipeline", "echo") for r in live.get(system) or [] if not r.get("skipped")]
+    return rows + [catchup[system] for system in ("pipeline", "echo") if catchup.get(system)]
 
 
 # --------------------------------------------------------------------------- phases

@@ -45,10 +45,12 @@ def _sane_live(row: dict[str, Any], rate: float, seconds: float) -> None:
     assert row["writer_latency_ms"]["p50"] > 0
     assert row["cpu_s"] > 0 and 0 < row["cpu_cores"] < 4 and row["rss_mib"] > 10
     assert row["peak_rss_mib"] >= row["rss_mib"]
+    assert 0 <= row["other_cpu_cores"] <= row["machine_cpu_cores"]
 
 
 def _sane_catchup(row: dict[str, Any], events: int) -> None:
-    assert row["completed"] and row["processed"] == events and not row["note"], row
+    assert row["completed"] and row["processed"] == events and "stopped waiting" not in row["note"], row
+    assert 0 <= row["other_cpu_cores"] <= row["machine_cpu_cores"]
     assert row["events_per_s"] > 0 and 0 < row["elapsed_s"] <= row["wall_s"]
     assert row["cpu_s_total"] > 0 and row["peak_rss_mib"] > 10
 
@@ -67,6 +69,7 @@ def test_bench_runs_live_and_catchup_with_the_echo(settings: Settings, tmp_path:
     assert data["config"]["partitions"] == settings.partitions
     assert data["machine"]["usable_cores"] >= 1 and data["machine"]["packages"]["faust-streaming"]
     assert data["servers"]["broker"]["bootstrap"] == settings.kafka_bootstrap_servers
+    assert any(note.startswith("Other processes on the machine used up to") for note in data["notes"])
 
     (pipeline,), (echo,) = data["live"]["pipeline"], data["live"]["echo"]
     _sane_live(pipeline, 100.0, 2.0)

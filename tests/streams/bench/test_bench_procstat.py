@@ -17,6 +17,9 @@ def test_stat_fields_are_counted_from_the_last_parenthesis() -> None:
     # A command name with spaces and ")" must not shift the fields: utime 700, stime 300 ticks.
     stat = "99 (a) b (c)) R 1 99 99 0 -1 4194560 10 0 0 0 700 300 0 0 20 0 1 0 100 0 0"
     assert procstat.parse_cpu_seconds(stat, ticks_per_second=100) == 10.0
+    assert procstat.parse_cpu_seconds(stat, ticks_per_second=100, reaped_children=True) == 10.0  # cutime 0, cstime 0
+    with_children = stat.replace(" 700 300 0 0 ", " 700 300 150 50 ")
+    assert procstat.parse_cpu_seconds(with_children, ticks_per_second=100, reaped_children=True) == 12.0
     with pytest.raises(ValueError, match="not a /proc"):
         procstat.parse_cpu_seconds("12 (x) R 1", 100)
 
@@ -52,3 +55,19 @@ def test_a_busy_child_process_is_measured() -> None:
 def test_this_process() -> None:
     me = procstat.sample(os.getpid())
     assert me.cpu_s > 0 and me.rss_bytes > 0
+
+
+def test_cpu_of_other_processes_is_told_apart_from_our_own() -> None:
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass\n"
+    before = procstat.machine_sample()
+    ours = subprocess.Popen([sys.executable, "-c", busy])  # a descendant: counted as ours
+    ours.wait(10)
+    mid = procstat.machine_sample()
+    # A process that is not our descendant: started by a child that exits at once (reparented).
+    subprocess.run([sys.executable, "-c", f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {busy!r}])"],
+                   check=True)
+    time.sleep(1.3)
+    after = procstat.machine_sample()
+    assert mid.own_s - before.own_s > 0.8  # the child ended and was waited for: counted through cutime
+    assert procstat.other_usage(mid, after)["other_cpu_cores"] > 0.4
+    assert procstat.other_usage(before, after)["machine_cpu_cores"] >= procstat.other_usage(before, after)["other_cpu_cores"]
