@@ -77,6 +77,21 @@ def load_average() -> list[float] | None:
         return None
 
 
+def source_revision(repo: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the code measured, and whether tracked files differ from it (None outside git)."""
+    import subprocess
+
+    where = repo or Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "modified_files": sorted(line[3:] for line in status.splitlines() if line.strip())}
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU, cores, RAM, OS and Python, and the versions of the key packages."""
     try:

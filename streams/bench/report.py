@@ -72,6 +72,18 @@ def fmt_ratio(value: object) -> str:
     return f"{value:.2f}×" if abs(value) >= 0.1 else f"{value:.2g}×"
 
 
+def _source(source: object) -> str:
+    """`` on abc1234567`` plus the count of locally modified files, or nothing.
+
+    >>> _source({"commit": "abc1234567890", "modified_files": ["a.py"]}), _source(None)
+    (' on abc1234567 (with local changes to 1 file(s))', '')
+    """
+    if not isinstance(source, dict) or not source.get("commit"):
+        return ""
+    modified = source.get("modified_files") or []
+    return f" on {source['commit'][:10]}" + (f" (with local changes to {len(modified)} file(s))" if modified else "")
+
+
 def _first(values: object) -> object:
     return values[0] if isinstance(values, list) and values else None
 
@@ -161,7 +173,7 @@ def markdown(results: dict[str, Any]) -> str:
          f"load average (1 min) {fmt(_first(m.get('load_average_at_start')), 2)} at the start, "
          f"{fmt(_first(m.get('load_average_at_end')), 2)} at the end."),
         "",
-        f"Command: `{results.get('command', 'streamrec bench')}`",
+        f"Command: `{results.get('command', 'streamrec bench')}`{_source(results.get('source'))}",
     ]
     live = results.get("live")
     if live and (live.get("pipeline") or live.get("echo")):

@@ -34,7 +34,7 @@ from streams.bench.catchup import measure_catchup
 from streams.bench.clickgen import ClickGenerator, preload
 from streams.bench.live import WARMUP_S, run_live
 from streams.bench.loadgen import LoadGenerator, LoadGeneratorFailed
-from streams.bench.machine import load_average, machine_facts, versions
+from streams.bench.machine import load_average, machine_facts, source_revision, versions
 from streams.bench.phases import echo_settings, echo_topics, pipeline_settings
 from streams.bench.plot import plot
 from streams.bench.preflight import BenchError, check_reachable, redacted_url
@@ -111,6 +111,7 @@ def run_bench(settings: Settings, config: BenchConfig, console: Console | None =
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {**asdict(config), "out": str(config.out)},
         "machine": machine_facts(),
+        "source": source_revision(),
         "notes": [],
     }
     work = Path(tempfile.mkdtemp(prefix="streamrec-bench-"))
