@@ -42,3 +42,20 @@ def test_trending_survives_long_gaps_without_overflow() -> None:
     t.learn_one("b", 1.0, ts=10_000.0)
     assert t.top(1)[0][0] == "b"
     assert t.top(5)[0][1] == 1.0
+
+
+def test_trending_top_matches_a_full_sort_and_forgets() -> None:
+    import random
+
+    rng = random.Random(0)
+    t = Trending(half_life=50.0)
+    for n in range(2000):
+        t.learn_one(f"i{rng.randrange(300)}", float(rng.choice([1, 2, 4])), ts=float(n))
+    t.forget("i7")
+    t.learn_one("fresh", 1.0, ts=2000.0)  # may reuse the forgotten slot
+    values = {i: t.score(i) for i in [f"i{n}" for n in range(300)] + ["fresh"] if t.score(i) > 0}
+    expected = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:25]
+    top = t.top(25)
+    assert [i for i, _ in top] == [i for i, _ in expected]
+    assert top[0][1] == 1.0 and "i7" not in dict(t.top(400)) and t.score("i7") == 0.0
+    assert len(t) == len(values)
