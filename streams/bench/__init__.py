@@ -10,6 +10,7 @@ Modules, one concept each:
 * :mod:`~streams.bench.echo`: the echo reference (consume, coalesce per user, pipelined SET);
 * :mod:`~streams.bench.targets`: the worker and the echo behind one interface;
 * :mod:`~streams.bench.phases`: per-run, per-phase topic names, groups and key prefixes;
+* :mod:`~streams.bench.servers`: facts about the broker and Redis, and clean-up on your own servers;
 * :mod:`~streams.bench.live`: offered load at fixed rates; :mod:`~streams.bench.catchup`: a backlog;
 * :mod:`~streams.bench.machine`, :mod:`~streams.bench.report`, :mod:`~streams.bench.plot`: output;
 * :mod:`~streams.bench.run`: the whole benchmark, start to finish.

