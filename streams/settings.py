@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # --- Recommendation --------------------------------------------------------
     top_k: int = Field(default=10, ge=1, le=200)
     refresh_debounce_s: float = Field(
-        default=0.1, ge=0, description="events of one user inside this window give one refresh"
+        default=0.02, ge=0, description="events of one user inside this window give one refresh"
     )
     event_batch_size: int = Field(default=2000, ge=1, description="most events in one micro-batch")
     exclude_recent: int = Field(default=5, ge=0, description="leave out the user's N latest items (bought ones always)")
