@@ -43,7 +43,7 @@ def test_a_busy_child_process_is_measured() -> None:
     try:
         first = procstat.sample(child.pid)
         deadline = time.monotonic() + 60
-        while (second := procstat.sample(child.pid)).cpu_s < 0.5:
+        while (second := procstat.sample(child.pid)).cpu_s < 0.45:  # /proc counts in clock ticks
             assert time.monotonic() < deadline
             time.sleep(0.05)
         used = procstat.usage(first, second)
