@@ -101,7 +101,10 @@ def run_evaluate_command(
         result["pipeline_minus_product_hr"] = round(float(figures["pipeline"]["hr"]) - float(figures["product"]["hr"]), 6)
     _print(console, result)
     if out_dir is not None:
-        json_path, png = write_report(result, out_dir, dataset.name)
+        try:
+            json_path, png = write_report(result, out_dir, dataset.name)
+        except ImportError as exc:
+            raise EvaluationError(f"--out needs matplotlib ({exc}): pip install -e '.[bench]'") from None
         console.print(f"wrote {json_path} and {png}")
     if json_out is not None:
         import json
