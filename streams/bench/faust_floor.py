@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from streams.bench.procstat import sample
 from streams.producer import create_producer
-from streams.runtime import EmbeddedRuntime
+from streams.runtime import EmbeddedRuntime, find_free_port
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -44,6 +44,9 @@ def _child(bootstrap: str, topic: str, n_events: int, result_path: Path) -> None
         broker_rebalance_timeout=s.kafka_rebalance_timeout_s,
         broker_heartbeat_interval=s.kafka_heartbeat_interval_s,
         web_enabled=False,
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=find_free_port(),
         autodiscover=False,
         datadir=tempfile.mkdtemp(prefix="faust-floor-"),
         key_serializer="raw",
