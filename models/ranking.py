@@ -37,16 +37,23 @@ class Scorer(Protocol):
 class BlendScorer:
     """Weighted blend of interest, search, co-visitation and trending evidence.
 
+    Co-visitation (in [0, 1], the user's best candidate at 1) carries the list;
+    the short-term interest similarity re-orders it and fills it when the user's
+    items have few neighbours; trending only breaks what is left of the ties, so
+    a merely popular item never outranks one seen next to the user's own items.
+    The long-term interest is off by default: next to the session's interest it
+    made lists worse in the prequential replays (MovieLens-100K, Diginetica).
+
     >>> BlendScorer().version
-    'blend-1'
+    'blend-2'
     """
 
-    w_long: float = 1.0
+    w_long: float = 0.0
     w_short: float = 1.0
     w_query: float = 2.0
-    w_covisit: float = 0.5
-    w_trending: float = 0.15
-    version: str = "blend-1"
+    w_covisit: float = 1.0
+    w_trending: float = 0.01
+    version: str = "blend-2"
 
     def score(self, c: Candidates) -> tuple[FloatArray, IntArray]:
         interest = self.w_long * c.conf_long * c.sim_long + self.w_short * c.conf_short * c.sim_short

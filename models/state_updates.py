@@ -53,6 +53,7 @@ def apply_events(
     index: ItemIndex,
     learner: InterestLearner,
     covisit_window: int = 5,
+    covisit_decay: float = 0.0,
 ) -> BatchEffects:
     """Fold ``(event_id, event)`` interactions and ``(event_id, search, query_vector)``
     searches into ``states`` (updated in place), in event-time order.
@@ -77,7 +78,7 @@ def apply_events(
         state = states.get(user_id) or UserState()
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
-            fx.pairs.extend(covisit_pairs(state.recent, c.item_id, covisit_window))
+            fx.pairs.extend(covisit_pairs(state.recent, c.item_id, covisit_window, covisit_decay))
             fx.counts.append((c.item_id, learner.kind_weights[c.kind], c.ts))
             state = learner.learn_interaction(state, c.item_id, index.vector(c.item_id), c.kind, c.ts, c.session_id)
         else:

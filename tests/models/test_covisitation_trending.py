@@ -7,9 +7,10 @@ from models.trending import Trending
 
 
 def test_covisit_pairs_weights_by_distance_and_skips_self() -> None:
-    pairs = covisit_pairs(["a", "b", "c", "x"], "x", window=2)
+    pairs = covisit_pairs(["a", "b", "c", "x"], "x", window=2, decay=1.0)
     assert ("c", "x", 1.0) in pairs and ("x", "b", 0.5) in pairs
     assert all(a != b for a, b, _ in pairs) and len(pairs) == 4
+    assert {w for _, _, w in covisit_pairs(["a", "b", "c"], "x", window=3)} == {1.0}  # no decay by default
 
 
 def test_neighbors_are_pruned_to_the_strongest() -> None:
@@ -17,7 +18,7 @@ def test_neighbors_are_pruned_to_the_strongest() -> None:
     for i in range(10):
         cv.learn_one("a", f"n{i}", float(i))
     assert [n for n, _ in cv.neighbors("a", k=3)] == ["n9", "n8", "n7"]
-    assert len(cv._weights["a"]) <= 6
+    assert len(cv.neighbors("a", k=100)) <= 6
 
 
 def test_scores_for_prefers_neighbours_of_recent_items() -> None:
@@ -26,6 +27,36 @@ def test_scores_for_prefers_neighbours_of_recent_items() -> None:
     scores = cv.scores_for(["old", "new"])
     assert scores["q"] == pytest.approx(1.0) and scores["p"] == pytest.approx(0.5)
     assert cv.scores_for(["unknown"]) == {}
+
+
+def test_scores_for_keeps_the_strength_of_the_evidence() -> None:
+    # x was seen next to a by ten users, y next to b by one: normalising each item's
+    # neighbours by its strongest one would rank y first (b is the newer item).
+    cv = CoVisitation(expand=0)
+    cv.learn_many([("a", "x", 1.0)] * 10 + [("b", "y", 1.0)])
+    scores = cv.scores_for(["a", "b"])
+    assert list(scores) == ["x", "y"] and scores["y"] == pytest.approx(0.2)
+
+
+def test_second_hop_reaches_neighbours_of_neighbours_below_the_first_hop() -> None:
+    cv = CoVisitation(expand=5, expand_weight=0.3)
+    cv.learn_many([("a", "b", 2.0), ("a", "c", 1.0), ("b", "d", 4.0), ("b", "a", 2.0), ("c", "a", 1.0)])
+    scores = cv.scores_for(["a"])
+    assert list(scores) == ["b", "c", "d"]
+    assert scores["d"] == pytest.approx(0.3)  # b, the best first-hop item, holds all of d's evidence
+    assert "a" not in scores  # the user's own items never come back through a neighbour
+    assert "d" not in CoVisitation(expand=0).scores_for(["a"])
+    no_hop = CoVisitation(expand=0)
+    no_hop.learn_many([("a", "b", 2.0), ("a", "c", 1.0), ("b", "d", 4.0)])
+    assert list(no_hop.scores_for(["a"])) == ["b", "c"]
+
+
+def test_a_forgotten_item_lends_no_neighbours() -> None:
+    cv = CoVisitation()
+    cv.learn_many([("a", "b", 1.0), ("b", "c", 1.0)])
+    cv.forget("a")
+    assert cv.scores_for(["a"]) == {} and cv.neighbors("a") == []
+    assert "c" in cv.scores_for(["b"])
 
 
 def test_trending_decays_with_event_time() -> None:

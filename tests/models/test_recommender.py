@@ -90,3 +90,26 @@ def test_covisitation_candidates_carry_their_feature() -> None:
     c = generate_candidates(users, idx, cv, Trending(), per_source=5)
     pos = np.flatnonzero(c.row == idx.row("D05"))
     assert pos.size == 1 and c.covisit[pos[0]] == 1.0 and SOURCES[c.source[pos[0]]] == "covisit"
+
+
+def test_covisitation_neighbours_lead_over_trending_and_interest_alone() -> None:
+    idx, _ = _catalog()
+    rec = _recommender(idx)
+    rec.covisitation.learn_many([("A00", "D05", 3.0), ("A00", "C09", 1.0)])
+    for i in range(50):
+        rec.trending.learn_one("B03", 1.0, ts=float(i))
+    s = rec.learner.learn_interaction(UserState(), "A00", idx.vector("A00"), "click", ts=50.0)
+    (items,) = rec.recommend([("u", s, 50.0)])
+    ids = [x.item_id for x in items]
+    assert ids[0] == "D05" and items[0].source == "covisit"
+    assert "B03" not in ids  # merely trending: every item with better evidence comes first
+    assert sum(idx.category(i) == "A" for i in ids) >= 7  # the rest follows the user's interest
+
+
+def test_short_interest_orders_equally_covisited_items() -> None:
+    idx, _ = _catalog()
+    rec = _recommender(idx)
+    rec.covisitation.learn_many([("A00", "D05", 1.0), ("A00", "A07", 1.0)])
+    s = rec.learner.learn_interaction(UserState(), "A00", idx.vector("A00"), "click", ts=1.0)
+    (items,) = rec.recommend([("u", s, 1.0)])
+    assert [x.item_id for x in items[:2]] == ["A07", "D05"]
