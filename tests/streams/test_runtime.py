@@ -42,6 +42,13 @@ def wait_dead(pids: list[int], timeout: float = 8.0) -> list[int]:
     return alive
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 def refuses(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -207,10 +214,12 @@ CHILD = textwrap.dedent(
     mode = sys.argv[1]
     if mode == "exit":   # no context manager, no stop(): the atexit hook must clean up
         report(EmbeddedRuntime().start())
+        sys.stdin.readline()  # the test checks the servers are up, then lets us exit
         sys.exit(0)
     with EmbeddedRuntime() as rt:
         report(rt)
         if mode == "raise":
+            sys.stdin.readline()  # as in "exit": fail only once the test has seen the servers up
             raise RuntimeError("boom after start")
         time.sleep(60)   # killed / interrupted by the test
     """
@@ -223,6 +232,7 @@ def _start_child(mode: str) -> tuple[subprocess.Popen[str], dict]:
         [sys.executable, "-c", CHILD, mode],
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -253,14 +263,20 @@ def test_no_server_outlives_its_parent(mode: str, action: signal.Signals | None)
         assert len(pids) == 2 and all(pid_alive(p) for p in pids), info
         if action is not None:
             proc.send_signal(action)
-        rc = proc.wait(timeout=15)
+        elif proc.stdin:
+            proc.stdin.close()  # "exit" mode waits for this; the others ignore stdin
+        rc = proc.wait(timeout=30)
         if action is not None:
             assert rc != 0
         if mode == "raise":
             assert rc == 1 and "boom after start" in (proc.stderr.read() if proc.stderr else "")
         if mode == "exit":
             assert rc == 0
-        assert wait_dead(pids) == [], f"servers {pids} survived their parent ({mode}, {action})"
+        survivors = wait_dead(pids, timeout=20.0)
+        if survivors:
+            err = proc.stderr.read() if proc.stderr else ""
+            names = {p: _comm(p) for p in survivors}
+            pytest.fail(f"servers {names} survived their parent ({mode}, {action}); its stderr:\n{err[-3000:]}")
         assert all(refuses(p) for p in info["ports"])
         if action in (None, signal.SIGINT):  # Python cleanup ran: temp dirs are gone too
             assert not any(Path(d).exists() for d in info["dirs"])
@@ -268,6 +284,6 @@ def test_no_server_outlives_its_parent(mode: str, action: signal.Signals | None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream:
                 stream.close()
