@@ -26,17 +26,29 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from export.datasets import Dataset, Interaction, read_diginetica, read_jsonl, read_movielens
-from models.baselines import Baseline, CoVisitationBaseline, InteractionLike, Popularity, RecencyPopularity
+from export.datasets import (
+    Dataset,
+    Interaction,
+    read_diginetica,
+    read_jsonl,
+    read_movielens,
+)
+from models.baselines import (
+    Baseline,
+    CoVisitationBaseline,
+    InteractionLike,
+    Popularity,
+    RecencyPopularity,
+)
 from models.covisitation import CoVisitation
 from models.interest import InterestLearner, UserState
+from models.item_activity import ItemActivity
 from models.item_embedding import ItemEmbedder
 from models.item_index import ItemIndex
 from models.metrics import MetricAccumulator, rank_of
 from models.ranking import Scorer
-from models.recommender import Recommender
+from models.recommender import RankingBatch, Recommender
 from models.state_updates import apply_events
-from models.trending import Trending
 from models.types import ItemId, Timestamp, UserId, Vector
 
 Progress = Callable[[int, int], None]
@@ -76,6 +88,12 @@ class ProductRecommender:
     batch's co-visitation and trending increments (which reach the workers
     through a topic, after the refresh).
 
+    Besides its own ``scorer`` (the blend by default), ``extra_scorers`` rank the same
+    candidates in the same refresh (the lists differ only by their ranking, since no
+    list changes what is learned); :meth:`views` gives one recommender per extra
+    scorer for :func:`run_prequential`. ``on_refresh`` sees every refresh's
+    candidates before they are scored (training examples are built from it).
+
     ``item_vectors`` fills the item index (inserted in an order shuffled by ``seed``,
     so the ranker's last tie-break, the item row, is a fixed random order). Items
     met in the stream without a vector get a zero vector: only co-visitation and
@@ -97,6 +115,8 @@ class ProductRecommender:
         max_neighbors: int = 100,
         per_source: int = 100,
         scorer: Scorer | None = None,
+        extra_scorers: Mapping[str, Scorer] | None = None,
+        on_refresh: Callable[[RankingBatch], None] | None = None,
     ) -> None:
         ids = list(item_vectors)
         if dim is None:
@@ -112,7 +132,7 @@ class ProductRecommender:
         self.recommender = Recommender(
             index,
             CoVisitation(max_neighbors=max_neighbors),
-            Trending(half_life=trending_half_life),
+            ItemActivity(half_life=trending_half_life),
             learner or InterestLearner(max_recent=history_size),
             scorer,
             top_k=k,
@@ -121,6 +141,11 @@ class ProductRecommender:
         )
         self.states: dict[UserId, UserState] = {}
         self.live: dict[UserId, list[ItemId]] = {}
+        self.extra_scorers = dict(extra_scorers or {})
+        if name in self.extra_scorers:
+            raise ValueError(f"extra scorer name {name!r} is the recommender's own name")
+        self.extra_live: dict[str, dict[UserId, list[ItemId]]] = {n: {} for n in self.extra_scorers}
+        self.on_refresh = on_refresh
         self._pending: list[tuple[str, _Click]] = []
         self._n_events = 0
 
@@ -161,8 +186,14 @@ class ProductRecommender:
         fx = apply_events(self.states, self._pending, [], rec.index, rec.learner)
         self._pending = []
         batch = [(uid, self.states[uid], ts) for uid, (ts, _) in fx.triggers.items()]
-        for (uid, _, _), items in zip(batch, rec.recommend(batch), strict=True):
-            self.live[uid] = [s.item_id for s in items]
+        ranking = rec.candidates(batch)
+        if ranking is not None and self.on_refresh is not None:
+            self.on_refresh(ranking)
+        targets = [(rec.scorer, self.live), *((sc, self.extra_live[n]) for n, sc in self.extra_scorers.items())]
+        for scorer, live in targets:
+            lists = rec.rank(ranking, scorer) if ranking is not None else [[] for _ in batch]
+            for (uid, _, _), items in zip(batch, lists, strict=True):
+                live[uid] = [s.item_id for s in items]
         rec.covisitation.learn_many(fx.pairs)
         for item_id, weight, ts in fx.counts:
             rec.trending.learn_one(item_id, weight, ts)
@@ -173,10 +204,31 @@ class ProductRecommender:
         """The list served to ``user_id`` now (from its last refresh), without ``exclude``."""
         return [i for i in self.live.get(user_id, ()) if i not in exclude][:k]
 
+    def views(self) -> list[ScorerView]:
+        """One recommender per extra scorer, serving that scorer's lists (learning happens here)."""
+        return [ScorerView(self, name) for name in self.extra_scorers]
+
+
+class ScorerView:
+    """The lists one extra scorer of a :class:`ProductRecommender` served (it learns nothing itself)."""
+
+    def __init__(self, owner: ProductRecommender, name: str) -> None:
+        self.name = name
+        self._live = owner.extra_live[name]
+
+    def learn_one(self, ev: InteractionLike) -> None:
+        """Nothing to do: the owning recommender learns every event."""
+
+    def recommend(
+        self, user_id: UserId, k: int, exclude: set[ItemId], now: Timestamp | None = None
+    ) -> list[ItemId]:
+        """The list this scorer ranked at the user's last refresh, without ``exclude``."""
+        return [i for i in self._live.get(user_id, ()) if i not in exclude][:k]
+
 
 def run_prequential(
     dataset: Dataset | Sequence[Interaction],
-    recommenders: Sequence[Baseline | ProductRecommender],
+    recommenders: Sequence[Baseline | ProductRecommender | ScorerView],
     k: int = 10,
     warmup: float = 0.2,
     batch: int = 1,
@@ -290,11 +342,18 @@ def evaluate(
     batch: int = 1,
     progress: Progress | None = None,
     extra: Sequence[Baseline] = (),
+    rankers: Mapping[str, Scorer] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The baselines and, with ``product``, streamrec's own ranking (plus ``extra``
-    recommenders, e.g. the live pipeline), over ``dataset`` in one pass."""
-    recommenders: list[Baseline | ProductRecommender] = [*baselines(seed)]
+    recommenders, e.g. the live pipeline), over ``dataset`` in one pass.
+
+    ``rankers`` (name -> scorer, e.g. a learned ranker) rank the product's own
+    candidates at every refresh next to its blend, each reported under its name."""
+    recommenders: list[Baseline | ProductRecommender | ScorerView] = [*baselines(seed)]
     if product:
-        recommenders.append(ProductRecommender.for_dataset(dataset, embedder, seed=seed, k=k))
+        prod = ProductRecommender.for_dataset(dataset, embedder, seed=seed, k=k, extra_scorers=rankers)
+        recommenders += [prod, *prod.views()]
+    elif rankers:
+        raise ValueError("rankers rank the product's candidates: they need product=True")
     recommenders.extend(extra)
     return run_prequential(dataset, recommenders, k=k, warmup=warmup, batch=batch, progress=progress)

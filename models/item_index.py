@@ -37,6 +37,8 @@ class ItemIndex:
         self._ids: list[ItemId] = []
         self._rows: dict[ItemId, int] = {}
         self._categories: list[str] = []
+        self._category_codes = np.full(capacity, -1, dtype=np.int64)
+        self._category_ids: dict[str, int] = {}
         self._prices = np.full(capacity, np.nan, dtype=np.float32)
         self._titles: list[str] = []
         self._free: list[int] = []
@@ -63,6 +65,9 @@ class ItemIndex:
         prices = np.full(cap, np.nan, dtype=np.float32)
         prices[: self._prices.shape[0]] = self._prices
         self._prices = prices
+        codes = np.full(cap, -1, dtype=np.int64)
+        codes[: self._category_codes.shape[0]] = self._category_codes
+        self._category_codes = codes
 
     def upsert(
         self,
@@ -95,6 +100,7 @@ class ItemIndex:
             self._titles[row] = title
         self._vectors[row] = l2_normalize(vector)
         self._prices[row] = np.nan if price is None else price
+        self._category_codes[row] = self._category_code(category)
         self._alive[row] = True
         self.version += 1
 
@@ -105,8 +111,18 @@ class ItemIndex:
             return
         self._alive[row] = False
         self._vectors[row] = 0.0
+        self._category_codes[row] = -1
+        self._prices[row] = np.nan
         self._free.append(row)
         self.version += 1
+
+    def _category_code(self, category: str) -> int:
+        if not category:
+            return -1
+        code = self._category_ids.get(category)
+        if code is None:
+            code = self._category_ids[category] = len(self._category_ids)
+        return code
 
     def row(self, item_id: ItemId) -> int | None:
         """Row of an item, or None when it is not in the catalog."""
@@ -142,6 +158,21 @@ class ItemIndex:
     @property
     def alive(self) -> NDArray[np.bool_]:
         return self._alive[: len(self._ids)]
+
+    @property
+    def category_codes(self) -> IntArray:
+        """Category of rows ``[0, size)`` as small integers (-1: no category, or a free row)."""
+        return self._category_codes[: len(self._ids)]
+
+    @property
+    def prices(self) -> NDArray[np.float32]:
+        """Price of rows ``[0, size)`` (NaN where unknown)."""
+        return self._prices[: len(self._ids)]
+
+    @property
+    def ids(self) -> list[ItemId]:
+        """Item id of every row ``[0, size)`` (a free row keeps its last id; see :attr:`alive`)."""
+        return self._ids
 
     def nearest(self, queries: Matrix, k: int) -> tuple[IntArray, Matrix]:
         """Top-``k`` rows by dot product for each query row, best first.

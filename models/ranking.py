@@ -3,21 +3,42 @@
 :class:`BlendScorer` is the transparent default ranker: a weighted sum of the
 candidate features (interest similarity scaled by how fresh that interest is,
 search match, co-visitation, trending). Any object with the :class:`Scorer`
-shape can replace it (the learned ONNX ranker does).
+shape can replace it: the learned ranker (:class:`models.onnx_ranker.OnnxRanker`)
+does, and reads the :class:`ScoringContext` besides the candidates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from models.candidates import SOURCES, Candidates
+from models.candidates import SOURCES, Candidates, UserContext
+from models.item_index import ItemIndex
+
+if TYPE_CHECKING:
+    from models.item_activity import ItemActivity
 
 FloatArray = NDArray[np.float32]
 IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """What a micro-batch's candidates are scored against, besides their own features.
+
+    ``users[i]`` is the user of ``Candidates.user == i``, ``now[i]`` the time its list is
+    for (the triggering event's time); ``index`` and ``activity`` are the item-side
+    state (``activity`` is None when the recommender keeps no item statistics).
+    """
+
+    users: Sequence[UserContext]
+    now: NDArray[np.float64]
+    index: ItemIndex
+    activity: ItemActivity | None = None
 
 
 class Scorer(Protocol):
@@ -28,7 +49,7 @@ class Scorer(Protocol):
         """Identifies the model in every published recommendation."""
         ...
 
-    def score(self, candidates: Candidates) -> tuple[FloatArray, IntArray]:
+    def score(self, candidates: Candidates, context: ScoringContext | None = None) -> tuple[FloatArray, IntArray]:
         """Return (score per pair, index into SOURCES of the main reason per pair)."""
         ...
 
@@ -55,7 +76,8 @@ class BlendScorer:
     w_trending: float = 0.01
     version: str = "blend-2"
 
-    def score(self, c: Candidates) -> tuple[FloatArray, IntArray]:
+    def score(self, c: Candidates, context: ScoringContext | None = None) -> tuple[FloatArray, IntArray]:
+        """Blend the candidate features (``context`` is not needed)."""
         interest = self.w_long * c.conf_long * c.sim_long + self.w_short * c.conf_short * c.sim_short
         search = self.w_query * c.conf_query * c.sim_query
         covisit = self.w_covisit * c.covisit

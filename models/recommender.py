@@ -8,15 +8,17 @@ turns many users' states into their top-K lists in one vectorised pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from models.candidates import SOURCES, UserContext, generate_candidates
+from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.covisitation import CoVisitation
 from models.interest import InterestLearner, UserState
+from models.item_activity import ItemActivity
 from models.item_index import ItemIndex
-from models.ranking import BlendScorer, Scorer, top_k_per_user
+from models.ranking import BlendScorer, Scorer, ScoringContext, top_k_per_user
 from models.trending import Trending
 from models.types import ItemId, Timestamp, UserId
 
@@ -29,8 +31,22 @@ class ScoredItem(NamedTuple):
     source: str
 
 
+@dataclass(frozen=True)
+class RankingBatch:
+    """One micro-batch's candidates and what they are scored against, before scoring."""
+
+    users: Sequence[tuple[UserId, UserState, Timestamp]]
+    candidates: Candidates
+    context: ScoringContext
+
+
 class Recommender:
-    """Scores candidates for batches of users against shared item-side state."""
+    """Scores candidates for batches of users against shared item-side state.
+
+    ``scorer`` may be replaced at any time between calls (a hot swap of the ranker):
+    each call reads it once. When ``trending`` is an :class:`ItemActivity`, its item
+    statistics are handed to the scorer too.
+    """
 
     def __init__(
         self,
@@ -71,19 +87,11 @@ class Recommender:
             bought=tuple(state.bought),
         )
 
-    def recommend(
-        self, users: Sequence[tuple[UserId, UserState, Timestamp]], k: int | None = None
-    ) -> list[list[ScoredItem]]:
-        """Top-``k`` lists for a micro-batch of ``(user_id, state, now)``, in the order given.
-
-        ``now`` is the time the list is for (the triggering event's time in the
-        stream), which sets how much the decaying interests still count.
-        """
-        k = k or self.top_k
+    def candidates(self, users: Sequence[tuple[UserId, UserState, Timestamp]]) -> RankingBatch | None:
+        """Candidates of a micro-batch of ``(user_id, state, now)`` (None when there are none)."""
         contexts = [self.context(uid, state, now) for uid, state, now in users]
-        out: list[list[ScoredItem]] = [[] for _ in contexts]
         if not contexts or len(self.index) == 0:
-            return out
+            return None
         cands = generate_candidates(
             contexts,
             self.index,
@@ -93,8 +101,18 @@ class Recommender:
             exclude_recent=self.exclude_recent,
         )
         if len(cands) == 0:
-            return out
-        scores, reasons = self.scorer.score(cands)
+            return None
+        activity = self.trending if isinstance(self.trending, ItemActivity) else None
+        now = np.array([float(now) for _, _, now in users], np.float64)
+        return RankingBatch(users, cands, ScoringContext(contexts, now, self.index, activity))
+
+    def rank(self, batch: RankingBatch, scorer: Scorer | None = None, k: int | None = None) -> list[list[ScoredItem]]:
+        """Score a batch's candidates (with ``scorer``, default this recommender's) and cut to top ``k``."""
+        k = k or self.top_k
+        scorer = scorer or self.scorer
+        cands = batch.candidates
+        out: list[list[ScoredItem]] = [[] for _ in batch.users]
+        scores, reasons = scorer.score(cands, batch.context)
         keep = top_k_per_user(cands.user, cands.row, scores, cands.trending, k)
         ids = self.index.item_ids(cands.row[keep])
         owners: list[int] = cands.user[keep].tolist()
@@ -103,3 +121,16 @@ class Recommender:
         for u, item_id, score, source in zip(owners, ids, kept_scores, sources, strict=True):
             out[u].append(ScoredItem(item_id, score, source))
         return out
+
+    def recommend(
+        self, users: Sequence[tuple[UserId, UserState, Timestamp]], k: int | None = None
+    ) -> list[list[ScoredItem]]:
+        """Top-``k`` lists for a micro-batch of ``(user_id, state, now)``, in the order given.
+
+        ``now`` is the time the list is for (the triggering event's time in the
+        stream), which sets how much the decaying interests still count.
+        """
+        batch = self.candidates(users)
+        if batch is None:
+            return [[] for _ in users]
+        return self.rank(batch, k=k)
