@@ -1,20 +1,80 @@
-"""The worker's web pages: ``/metrics`` (Prometheus) and ``/status`` (JSON)."""
+"""The worker's web pages.
+
+* ``/metrics``: Prometheus text format;
+* ``/status``: a JSON summary of this worker;
+* ``/health``: liveness (200 while the app runs, 503 once it crashed);
+* ``/ready``: readiness (503 until the models are loaded, the item state is loaded and
+  the tables are recovered from their changelogs, and again while a rebalance recovers them);
+* ``/ui``: the built-in status page (live lag per partition, throughput and latency
+  charts), plain HTML, JS and CSS shipped in :mod:`agents.static`, no CDN.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from streams.lag import input_topics
+from streams.metrics import LiveState
+
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
+
+#: Files of the status page: URL path -> (package file, content type).
+ASSETS = {
+    "/ui": ("status.html", "text/html"),
+    "/ui/status.js": ("status.js", "application/javascript"),
+    "/ui/status.css": ("status.css", "text/css"),
+}
+
+
+def readiness(p: Pipeline) -> dict[str, bool]:
+    """Each readiness check by name; the worker is ready when all pass."""
+    app = p.app
+    recovery = app.tables.recovery
+    return {
+        "models_loaded": p.embedder is not None and p.recommender is not None,
+        "item_state_loaded": p.items_ready.is_set(),
+        "tables_recovered": recovery.completed.is_set() and not app.in_recovery,
+    }
+
+
+def assigned_partitions(p: Pipeline) -> dict[str, int]:
+    """Input partitions this worker owns right now, per topic (empty before the first assignment)."""
+    topics = set(input_topics(p.settings))
+    counts = dict.fromkeys(sorted(topics), 0)
+    try:
+        assignment = p.app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer yet
+        return counts
+    for tp in assignment:
+        if tp.topic in topics:
+            counts[tp.topic] += 1
+    return counts
+
+
+def live_state(p: Pipeline) -> LiveState:
+    """What ``/metrics`` reports about the running worker."""
+    return LiveState(
+        model_version=str(p.recommender.model_version),
+        embedding_space=str(p.embedder.version),
+        assigned=assigned_partitions(p),
+        checks=readiness(p),
+        users_in_memory=len(p.users),
+    )
 
 
 def status(p: Pipeline) -> dict[str, Any]:
     """A small JSON summary of this worker's state."""
     rec = p.recommender
+    checks = readiness(p)
+    lag = p.metrics.lag.latest
     return {
         "app_id": p.settings.app_id,
+        "ready": all(checks.values()),
+        "checks": checks,
         "items_ready": p.items_ready.is_set(),
         "items": len(rec.index),
         "covisited_items": len(rec.covisitation),
@@ -23,11 +83,19 @@ def status(p: Pipeline) -> dict[str, Any]:
         "redis_pending": p.redis.pending,
         "model_version": rec.model_version,
         "embedding_space": p.embedder.version,
+        "assigned_partitions": assigned_partitions(p),
+        "lag": None if lag is None else {"total": lag.total, "max_seconds": lag.max_seconds,
+                                          "measured_at": lag.measured_at},
     }
 
 
+def _asset(name: str) -> bytes:
+    return resources.files("agents.static").joinpath(name).read_bytes()
+
+
 def register(p: Pipeline) -> None:
-    """Attach the web pages."""
+    """Attach the web pages and the live-state metrics."""
+    p.metrics.live.source = lambda: live_state(p)
 
     @p.app.page("/metrics")
     async def metrics(web, request):  # type: ignore[no-untyped-def]
@@ -36,3 +104,28 @@ def register(p: Pipeline) -> None:
     @p.app.page("/status")
     async def status_page(web, request):  # type: ignore[no-untyped-def]
         return web.json(status(p))
+
+    @p.app.page("/health")
+    async def health(web, request):  # type: ignore[no-untyped-def]
+        if p.app.crashed:
+            return web.json({"status": "crashed", "reason": repr(p.app._crash_reason)}, status=503)
+        return web.json({"status": "ok"})
+
+    @p.app.page("/ready")
+    async def ready(web, request):  # type: ignore[no-untyped-def]
+        checks = readiness(p)
+        ok = all(checks.values())
+        return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    cache: dict[str, bytes] = {}
+
+    def asset_page(name: str, ctype: str):  # type: ignore[no-untyped-def]
+        async def handler(web, request):  # type: ignore[no-untyped-def]
+            if name not in cache:
+                cache[name] = _asset(name)
+            return web.bytes(cache[name], content_type=ctype, headers={"Cache-Control": "no-cache"})
+
+        return handler
+
+    for path, (name, ctype) in ASSETS.items():
+        p.app.page(path, name=f"streamrec-ui-{name}")(asset_page(name, ctype))

@@ -352,5 +352,38 @@ def bench(mode: str, rates: str, seconds: float, events: int, users: int, out: P
         signal.signal(signal.SIGTERM, previous)
 
 
+@main.command()
+@click.option("--group", help="consumer group (default: STREAMREC_APP_ID, the workers' group)")
+@click.option("--topic", "topics", multiple=True, help="topic to report (repeatable; default: the workers' input topics)")
+@click.option("--max-lag", type=click.IntRange(min=0), help="exit 3 when the total lag exceeds this many records")
+@click.option("--max-lag-seconds", type=click.FloatRange(min=0), help="exit 3 when any partition's oldest unprocessed event is older")
+@click.option("--watch", is_flag=True, help="print again every --interval seconds until Ctrl-C")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), help="with --watch: stop after this many readings")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per reading")
+def lag(group: str | None, topics: tuple[str, ...], max_lag: int | None, max_lag_seconds: float | None, watch: bool,
+        interval: float, count: int | None, as_json: bool) -> None:
+    """Print the consumer group's lag per partition, like `kafka-consumer-groups --describe`.
+
+    LAG is the log end offset minus the committed offset; LAG-SECONDS is the age of
+    the oldest unprocessed event (its Kafka timestamp). Exit status: 0 within the
+    thresholds, 3 over --max-lag or --max-lag-seconds, 1 when the lag cannot be read.
+    """
+    from streams.lag import LagError, input_topics
+    from streams.lag_command import Thresholds, run_lag
+
+    s = _settings()
+    _require_addresses(s)
+    try:
+        status = run_lag(
+            s, group or s.app_id, list(topics) or input_topics(s), Thresholds(max_lag, max_lag_seconds), click.echo,
+            watch=watch, interval=interval, count=count, as_json=as_json,
+        )
+    except LagError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        status = 0
+    sys.exit(status)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

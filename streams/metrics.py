@@ -1,10 +1,109 @@
-"""Prometheus metrics of one worker, on a registry of its own (no global state)."""
+"""Prometheus metrics of one worker, on a registry of its own (no global state).
+
+Counters and histograms are updated by the agents as events flow. Two collectors add
+series computed at scrape time: the consumer group's lag (from the latest
+:class:`~streams.lag.GroupLag` the lag monitor read, with kafka_exporter's metric
+names and ``group``/``topic``/``partition`` labels, so existing Kafka lag alerts and
+dashboards apply) and the worker's live state (model version, assigned partitions,
+readiness).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from streams.lag import GroupLag
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+#: Names of the lag series (kafka_exporter's names; labels group, topic, partition).
+LAG = "kafka_consumergroup_lag"
+LAG_SECONDS = "kafka_consumergroup_lag_seconds"
+COMMITTED_OFFSET = "kafka_consumergroup_current_offset"
+END_OFFSET = "kafka_topic_partition_current_offset"
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the worker is doing right now, read at every scrape."""
+
+    model_version: str
+    embedding_space: str
+    #: Partitions this worker owns, per input topic.
+    assigned: Mapping[str, int] = field(default_factory=dict)
+    #: Readiness checks by name (see ``/ready``).
+    checks: Mapping[str, bool] = field(default_factory=dict)
+    users_in_memory: int = 0
+
+
+class LagCollector(Collector):
+    """Exposes the latest lag reading (nothing until the first one)."""
+
+    def __init__(self) -> None:
+        self.latest: GroupLag | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        lag = self.latest
+        if lag is None:
+            return
+        labels = ["group", "topic", "partition"]
+        messages = GaugeMetricFamily(LAG, "Records written to the partition but not yet processed by the group", labels=labels)
+        seconds = GaugeMetricFamily(
+            LAG_SECONDS, "Age of the oldest record the group has not processed (0 when caught up)", labels=labels
+        )
+        committed = GaugeMetricFamily(COMMITTED_OFFSET, "The group's committed offset", labels=labels)
+        end = GaugeMetricFamily(END_OFFSET, "Log end offset of the partition", labels=["topic", "partition"])
+        for p in lag.partitions:
+            key = [lag.group, p.topic, str(p.partition)]
+            messages.add_metric(key, p.lag)
+            seconds.add_metric(key, p.lag_seconds(lag.measured_at))
+            if p.committed is not None:
+                committed.add_metric(key, p.committed)
+            end.add_metric([p.topic, str(p.partition)], p.end)
+        yield from (messages, seconds, committed, end)
+        read_at = GaugeMetricFamily(
+            "streamrec_lag_last_read_timestamp_seconds", "When the lag above was read (Unix time)", labels=["group"]
+        )
+        read_at.add_metric([lag.group], lag.measured_at)
+        yield read_at
+
+
+class LiveCollector(Collector):
+    """Series read from the running worker at scrape time (set :attr:`source` once it runs)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], LiveState] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        st = self.source()
+        info = GaugeMetricFamily(
+            "streamrec_model_info", "Model version and embedding space in use (value 1)",
+            labels=["model_version", "embedding_space"],
+        )
+        info.add_metric([st.model_version, st.embedding_space], 1)
+        assigned = GaugeMetricFamily(
+            "streamrec_assigned_partitions", "Input partitions this worker owns", labels=["topic"]
+        )
+        for topic, n in sorted(st.assigned.items()):
+            assigned.add_metric([topic], n)
+        ready = GaugeMetricFamily("streamrec_ready", "1 when every readiness check passes (see /ready)")
+        ready.add_metric([], 1 if st.checks and all(st.checks.values()) else 0)
+        checks = GaugeMetricFamily("streamrec_ready_check", "Readiness checks (1 passed)", labels=["check"])
+        for name, ok in sorted(st.checks.items()):
+            checks.add_metric([name], 1 if ok else 0)
+        users = GaugeMetricFamily("streamrec_users_in_memory", "Users in this worker's table partitions")
+        users.add_metric([], st.users_in_memory)
+        yield from (info, assigned, ready, checks, users)
 
 
 class Metrics:
@@ -37,6 +136,11 @@ class Metrics:
             "streamrec_publish_errors", "Recommendations the Kafka producer failed to deliver", registry=r
         )
         self.redis_errors = Counter("streamrec_redis_errors", "Failed Redis write attempts", registry=r)
+        self.redis_retries = Counter(
+            "streamrec_redis_write_retries",
+            "Redis write batches put back for another attempt after a failure (the writer never drops a key)",
+            registry=r,
+        )
         self.redis_pending = Gauge("streamrec_redis_pending_keys", "Keys waiting to be written to Redis", registry=r)
         self.image_errors = Counter(
             "streamrec_image_errors", "Item images that could not be loaded (embedded from text only)", registry=r
@@ -45,6 +149,27 @@ class Metrics:
         self.provider = Gauge(
             "streamrec_execution_provider", "onnxruntime execution provider in use", ["model", "provider"], registry=r
         )
+        self.lag_read_errors = Counter(
+            "streamrec_lag_read_errors", "Failed attempts to read the consumer group's lag", registry=r
+        )
+        self.lag_read_seconds = Histogram(
+            "streamrec_lag_read_seconds", "Time to read the group's lag", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.started = Gauge("streamrec_start_time_seconds", "When this worker's metrics were created", registry=r)
+        self.started.set(time.time())
+        self.lag = LagCollector()
+        self.live = LiveCollector()
+        r.register(self.lag)
+        r.register(self.live)
+
+    def on_redis_error(self) -> None:
+        """A Redis write attempt failed; the writer puts the batch back and retries."""
+        self.redis_errors.inc()
+        self.redis_retries.inc()
+
+    def set_lag(self, lag: GroupLag) -> None:
+        """Publish a new lag reading."""
+        self.lag.latest = lag
 
     def render(self) -> bytes:
         """Text exposition format for ``/metrics``."""

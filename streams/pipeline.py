@@ -130,7 +130,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         create_redis_client(settings.redis_url.get_secret_value()),
         ttl_s=settings.rec_ttl_s,
         on_written=metrics.latency.observe,
-        on_error=metrics.redis_errors.inc,
+        on_error=metrics.on_redis_error,
     )
     pipeline = Pipeline(
         settings=settings,
@@ -143,4 +143,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         redis=redis,
     )
     register_all(pipeline)
+    from agents import lag_monitor
+
+    lag_monitor.register(pipeline)  # consumer-group lag on /metrics
     return pipeline

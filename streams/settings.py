@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     data_dir: Path = Field(default=Path(".streamrec"), description="worker scratch space")
     log_level: str = "info"
+    lag_interval_s: float = Field(
+        default=5.0, gt=0, description="how often the worker reads its consumer group's lag for /metrics"
+    )
 
     @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
