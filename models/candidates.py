@@ -143,18 +143,16 @@ def generate_candidates(
 
     add(*_top_rows(searched, per_source, conf_query > 0.05), SEARCH)
 
-    cov_user: list[int] = []
-    cov_row: list[int] = []
-    cov_score: list[float] = []
-    for ui, u in enumerate(users):
-        seen_rows = seen_sets[ui]
-        for item_id, score in covisitation.scores_for(u.recent, k=per_source + len(seen_rows)).items():
-            r = index.row(item_id)
-            if r is not None and r not in seen_rows:
-                cov_user.append(ui)
-                cov_row.append(r)
-                cov_score.append(score)
-    cu, cr = np.array(cov_user, np.int64), np.array(cov_row, np.int64)
+    # Co-visitation for the whole batch in one pass; each user asks for as many more
+    # than ``per_source`` as it has blocked items, which are then dropped.
+    wanted = per_source + np.fromiter((len(x) for x in seen_sets), np.int64, count=n_users)
+    cu, cv_rows, cv_score = covisitation.scores_for_many([u.recent for u in users], wanted)
+    distinct, inverse = np.unique(cv_rows, return_inverse=True)
+    in_index = np.array([-1 if (r := index.row(i)) is None else r for i in covisitation.item_ids(distinct)], np.int64)
+    cr = in_index[inverse] if distinct.shape[0] else np.zeros(0, np.int64)
+    known = cr >= 0
+    known[known] &= ~np.isin(cu[known] * max(n_rows, 1) + cr[known], blocked[0] * max(n_rows, 1) + blocked[1])
+    cu, cr, cov_score = cu[known], cr[known], cv_score[known]
     add(cu, cr, COVISIT)
     add(*_top_rows(interest, per_source, (conf_long + conf_short) > 0), INTEREST)
     add(*_top_rows(trend_scores, per_source, np.ones(n_users, bool)), TRENDING)
@@ -182,7 +180,7 @@ def generate_candidates(
         ckeys_sorted = ckeys[order]
         pos = np.clip(np.searchsorted(ckeys_sorted, keys), 0, ckeys_sorted.shape[0] - 1)
         hit = ckeys_sorted[pos] == keys
-        cov_feat[hit] = np.array(cov_score, np.float32)[order][pos[hit]]
+        cov_feat[hit] = cov_score.astype(np.float32)[order][pos[hit]]
 
     return Candidates(
         user=user,

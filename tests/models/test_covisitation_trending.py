@@ -90,3 +90,58 @@ def test_trending_top_matches_a_full_sort_and_forgets() -> None:
     assert [i for i, _ in top] == [i for i, _ in expected]
     assert top[0][1] == 1.0 and "i7" not in dict(t.top(400)) and t.score("i7") == 0.0
     assert len(t) == len(values)
+
+
+def _reference_scores(cv: CoVisitation, recent: list[str], k: int) -> dict[str, float]:
+    """The documented algorithm, written plainly with dicts, for one user."""
+    own = set(recent)
+    first: dict[str, float] = {}
+    picked: list[str] = []
+    for dist, item in enumerate(reversed(recent[-cv.window :]), start=1):
+        if item in picked or not cv.neighbors(item, k=10**6):
+            picked.append(item)
+            continue
+        picked.append(item)
+        for other, w in cv.neighbors(item, k=10**6):
+            first[other] = first.get(other, 0.0) + w / dist**cv.recency
+    first = {i: s for i, s in first.items() if i not in own}
+    if not first:
+        return {}
+    best = max(first.values())
+    first = {i: s / best for i, s in first.items()}
+    seeds = sorted(first.items(), key=lambda kv: -kv[1])[: cv.expand]
+    second: dict[str, float] = {}
+    for seed, s in seeds:
+        for other, w in cv.neighbors(seed, k=10**6):
+            if other not in own:
+                second[other] = second.get(other, 0.0) + s * w
+    total = dict(first)
+    if second:
+        best2 = max(second.values())
+        for i, s in second.items():
+            total[i] = total.get(i, 0.0) + cv.expand_weight * s / best2
+    top = sorted(total.items(), key=lambda kv: -kv[1])[:k]
+    norm = top[0][1]
+    return {i: s / norm for i, s in top}
+
+
+def test_batched_scores_match_the_plain_algorithm_for_every_user() -> None:
+    import random
+
+    rng = random.Random(3)
+    items = [f"i{n}" for n in range(60)]
+    cv = CoVisitation(max_neighbors=15, expand=4, expand_weight=0.3)
+    for _ in range(2000):  # distinct random weights: no ties to break
+        a, b = rng.sample(items, 2)
+        cv.learn_one(a, b, rng.random())
+    histories = [rng.sample(items, rng.randint(1, 14)) for _ in range(40)] + [[], ["unknown"]]
+    user, rows, score = cv.scores_for_many(histories, k=12)
+    assert user.tolist() == sorted(user.tolist())  # grouped by user
+    got: dict[int, dict[str, float]] = {}
+    for u, item, s in zip(user.tolist(), cv.item_ids(rows), score.tolist(), strict=True):
+        got.setdefault(u, {})[item] = s
+    for u, recent in enumerate(histories):
+        expected = _reference_scores(cv, recent, k=12)
+        assert list(got.get(u, {})) == list(expected), u  # same items, same order
+        assert got.get(u, {}) == pytest.approx(expected), u
+        assert cv.scores_for(recent, k=12) == pytest.approx(expected)
