@@ -42,17 +42,22 @@ def readiness(p: Pipeline) -> dict[str, bool]:
 
 
 def assigned_partitions(p: Pipeline) -> dict[str, int]:
-    """Input partitions this worker owns right now, per topic (empty before the first assignment)."""
+    """How many input partitions this worker owns right now, per topic."""
+    return {topic: len(parts) for topic, parts in assignment(p).items()}
+
+
+def assignment(p: Pipeline) -> dict[str, list[int]]:
+    """The input partitions this worker owns right now, per topic."""
     topics = set(input_topics(p.settings))
-    counts = dict.fromkeys(sorted(topics), 0)
+    out: dict[str, list[int]] = {t: [] for t in sorted(topics)}
     try:
-        assignment = p.app.consumer.assignment()
+        tps = p.app.consumer.assignment()
     except Exception:  # noqa: BLE001 - no consumer yet
-        return counts
-    for tp in assignment:
+        return out
+    for tp in tps:
         if tp.topic in topics:
-            counts[tp.topic] += 1
-    return counts
+            out[tp.topic].append(tp.partition)
+    return {t: sorted(parts) for t, parts in out.items()}
 
 
 def live_state(p: Pipeline) -> LiveState:
@@ -84,6 +89,7 @@ def status(p: Pipeline) -> dict[str, Any]:
         "model_version": rec.model_version,
         "embedding_space": p.embedder.version,
         "assigned_partitions": assigned_partitions(p),
+        "assignment": assignment(p),
         "lag": None if lag is None else {"total": lag.total, "max_seconds": lag.max_seconds,
                                           "measured_at": lag.measured_at},
     }
