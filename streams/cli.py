@@ -243,9 +243,12 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="write {dataset}.json and {dataset}.png (HR over the stream) here")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the figures here")
+@click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a ranker bundle (or a folder of bundles: the newest): report the product ranked by it "
+              "next to the product with the blend, on the same candidates")
 def evaluate(
     path: Path, fmt: str, k: int, warmup: float, batch: int | None, through_pipeline: bool, limit: int | None,
-    no_product: bool, out_dir: Path | None, json_out: Path | None,
+    no_product: bool, out_dir: Path | None, json_out: Path | None, model: Path | None,
 ) -> None:
     """Prequential (test-then-train) quality of streamrec's ranking against baselines.
 
@@ -260,6 +263,8 @@ def evaluate(
 
     if through_pipeline and no_product:
         raise click.UsageError("--through-pipeline measures the product: drop --no-product")
+    if model is not None and no_product:
+        raise click.UsageError("--model ranks the product's candidates: drop --no-product")
     s = _settings()
     if through_pipeline:
         _check_partial_addresses(s)
@@ -267,9 +272,70 @@ def evaluate(
         run_evaluate_command(
             s, path, fmt, k=k, warmup=warmup, batch=batch or (200 if through_pipeline else 1),
             through_pipeline=through_pipeline, limit=limit, product=not no_product, out_dir=out_dir,
-            json_out=json_out,
+            json_out=json_out, model=model,
         )
     except EvaluationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["movielens", "diginetica", "jsonl"]), required=True,
+              help="the log's format, as for `streamrec evaluate`")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("ranker.pt"), show_default=True,
+              help="checkpoint to write (the input of `streamrec export`)")
+@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=0.2, show_default=True,
+              help="train on this leading share of the log (the evaluation's warm-up, so it never scores training data)")
+@click.option("--events", type=click.IntRange(min=2), default=None, help="train on the first N events instead of --share")
+@click.option("--val-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True,
+              help="last share of the training events held out for validation")
+@click.option("--negatives", type=click.IntRange(min=1), default=50, show_default=True,
+              help="served candidates sampled as negatives per chosen item")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-groups", type=click.IntRange(min=1), default=128, show_default=True,
+              help="chosen items (with their negatives) per optimiser step")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="PyTorch CPU threads")
+@click.option("--export-to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="also export the model as a new bundle in this folder (as `streamrec export`)")
+def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val_share: float, negatives: int,
+          epochs: int, batch_groups: int, lr: float, seed: int, threads: int, export_to: Path | None) -> None:
+    """Train the learned ranker from an event log (replayed in time order, no look-ahead).
+
+    The log is replayed through the same code the workers run; every refresh's
+    candidates, with their features as they were then, are labelled by the user's next
+    item: the chosen item (when served) against sampled served candidates. Reports
+    validation HR@10 and AUC (and the blend's on the same events). Deterministic for a seed.
+    """
+    from streams.train_command import TrainError, run_train_command
+
+    try:
+        run_train_command(_settings(), path, fmt, out=out, share=share, events=events, val_share=val_share,
+                          negatives=negatives, epochs=epochs, batch_groups=batch_groups, lr=lr, seed=seed,
+                          threads=threads, export_to=export_to)
+    except TrainError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--to", "bundles", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="bundles folder [default: STREAMREC_RANKER_DIR, else <model dir>/rankers]")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
+              help="largest |onnxruntime - PyTorch| allowed on a score [default: 1e-4]")
+def export_command(checkpoint: Path, bundles: Path | None, tolerance: float | None) -> None:
+    """Export a trained ranker to ONNX as a new, versioned bundle, checked against PyTorch.
+
+    onnxruntime must match PyTorch on random and real inputs within the tolerance, or
+    nothing is written. Workers pick the newest bundle up without a restart.
+    """
+    from streams.train_command import TrainError, run_export_command
+
+    target = bundles or _settings().resolved_ranker_dir
+    try:
+        run_export_command(checkpoint, target, tolerance)
+    except TrainError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -291,7 +357,8 @@ def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-@main.command()
+@main.group(invoke_without_command=True)
+@click.pass_context
 @click.option("--mode", type=click.Choice(["live", "catchup", "all"]), default="all", show_default=True,
               help="live: fixed offered rates; catchup: a backlog produced before the worker starts")
 @click.option("--rates", default="500,2000,5000,10000", show_default=True,
@@ -312,8 +379,8 @@ def demo(users: int, events: int, rate: float, seed: int, show: int) -> None:
 @click.option("--text-only-catalog", is_flag=True,
               help="publish the demo catalog without images (quicker set-up; events never use images)")
 @click.option("--seed", default=7, show_default=True)
-def bench(mode: str, rates: str, seconds: float, events: int, users: int, out: Path, skip_echo: bool,
-          broker: str | None, redis_url: str | None, drain_timeout: float, text_only_catalog: bool,
+def bench(ctx: click.Context, mode: str, rates: str, seconds: float, events: int, users: int, out: Path,
+          skip_echo: bool, broker: str | None, redis_url: str | None, drain_timeout: float, text_only_catalog: bool,
           seed: int) -> None:
     """Measure one worker's throughput, latency, CPU and memory against a bare echo.
 
@@ -322,7 +389,11 @@ def bench(mode: str, rates: str, seconds: float, events: int, users: int, out: P
     (consume, coalesce per user, pipelined SET) runs the same load on the same broker
     and Redis; every figure is also given as a ratio to it. Writes bench.json, bench.png
     and bench.md under --out and prints the Markdown table.
+
+    `streamrec bench scoring` measures the learned ranker's scoring throughput instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return  # `streamrec bench scoring ...`: the subcommand runs on its own
     from rich.console import Console
 
     from streams.bench.preflight import BenchError, parse_rates
@@ -350,6 +421,51 @@ def bench(mode: str, rates: str, seconds: float, events: int, users: int, out: P
         raise click.ClickException(str(exc)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@bench.command("scoring")
+@click.option("--batches", default=",".join(str(b) for b in (1, 8, 64, 256, 1024, 4096, 8192)), show_default=True,
+              help="candidate pairs per scoring call, comma-separated")
+@click.option("--items", type=click.IntRange(min=1), default=10_000, show_default=True, help="items in the catalog")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="interleaved rounds (onnxruntime and PyTorch alternate which goes first)")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=0.4, show_default=True,
+              help="time per engine, batch size and round")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads per engine")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="a `streamrec train` checkpoint (default: an untrained ranker of the default shape)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/scoring"),
+              show_default=True, help="folder for scoring.json, scoring.md and scoring.png")
+def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads: int, checkpoint: Path | None,
+                  out: Path) -> None:
+    """Candidates scored per second by the ranker: onnxruntime against PyTorch eager.
+
+    Same inputs, same threads, measured interleaved at each batch size; on a machine
+    with a CUDA provider also onnxruntime on the GPU with I/O binding.
+    """
+    from streams.bench.scoring import (
+        ScoringBenchConfig,
+        parse_batches,
+        run_scoring_bench,
+    )
+
+    try:
+        sizes = parse_batches(batches)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--batches") from None
+    config = ScoringBenchConfig(batch_sizes=sizes, items=items, rounds=rounds, seconds=seconds, threads=threads,
+                                checkpoint=checkpoint, out=out)
+    command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "scoring"] else "streamrec bench scoring"
+    results = run_scoring_bench(config, click.echo, command=command)
+    click.echo(markdown_of(results))
+    click.echo(f"wrote {out / 'scoring.json'}, {out / 'scoring.md'} and {out / 'scoring.png'}")
+
+
+def markdown_of(results: dict[str, object]) -> str:
+    """The scoring bench's Markdown table."""
+    from streams.bench.scoring import markdown
+
+    return markdown(results)  # type: ignore[arg-type]
 
 
 @main.command()

@@ -8,14 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from export.datasets import Dataset
 from export.prequential import READERS, baselines, evaluate
 from export.quality_report import best_baseline, markdown_table, write_report
 from models.baselines import Baseline
+from models.item_embedding import ItemEmbedder
+from models.ranking import Scorer
 from streams.settings import Settings
+
+#: Name of the product ranked by a learned ranker in the figures.
+RANKER_NAME = "product+ranker"
+#: Dimension of the zero item vectors of a log without item texts (ProductRecommender.for_dataset's default).
+ZERO_DIM = 8
 
 
 class EvaluationError(RuntimeError):
@@ -49,8 +62,13 @@ def run_evaluate_command(
     out_dir: Path | None = None,
     json_out: Path | None = None,
     console: Console | None = None,
+    model: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one evaluation and report it; returns the result written as JSON."""
+    """Run one evaluation and report it; returns the result written as JSON.
+
+    With ``model`` (a ranker bundle, or a folder of bundles), the product's candidates
+    are also ranked by that learned ranker at every refresh, reported as ``product+ranker``.
+    """
     console = console or Console()
     dataset = load_dataset(path, fmt, limit)
     embedder = None
@@ -59,6 +77,12 @@ def run_evaluate_command(
 
         with console.status("loading the encoders..."):
             embedder = load_embedder(settings)
+    rankers: dict[str, Scorer] = {}
+    ranker_info: dict[str, Any] | None = None
+    if model is not None:
+        scorer, ranker_info = _load_ranker(settings, model, dataset, embedder, warmup)
+        rankers[RANKER_NAME] = scorer
+        console.print(ranker_info["note"])
     started = time.time()
     with ExitStack() as stack:
         extra: list[Baseline] = []
@@ -76,6 +100,7 @@ def run_evaluate_command(
             try:
                 figures = evaluate(
                     dataset, embedder, k=k, warmup=warmup, product=product, batch=batch, extra=extra,
+                    rankers=rankers,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
             except RuntimeError as exc:  # PipelineEvalError included
@@ -97,6 +122,10 @@ def run_evaluate_command(
         name, hr = best_baseline(figures, tuple(b.name for b in baselines()))
         result["best_baseline"] = name
         result["product_vs_best_baseline"] = round(float(figures["product"]["hr"]) / hr, 3) if hr else None
+    if ranker_info is not None:
+        result["ranker"] = ranker_info
+        blend_hr = float(figures["product"]["hr"])
+        result["ranker_minus_blend_hr"] = round(float(figures[RANKER_NAME]["hr"]) - blend_hr, 6)
     if through_pipeline:
         result["pipeline_minus_product_hr"] = round(float(figures["pipeline"]["hr"]) - float(figures["product"]["hr"]), 6)
     _print(console, result)
@@ -113,6 +142,43 @@ def run_evaluate_command(
     return result
 
 
+def _load_ranker(
+    settings: Settings, model: Path, dataset: Dataset, embedder: ItemEmbedder | None, warmup: float
+) -> tuple[Scorer, dict[str, Any]]:
+    """The bundle's ranker on onnxruntime, and what it was trained on against this run's warm-up."""
+    from export.bundle import BundleError, resolve_bundle
+    from export.examples import fingerprint_events
+    from models.onnx_ranker import OnnxRanker
+    from models.ranker_features import DENSE_FEATURES
+
+    try:
+        bundle = resolve_bundle(model)
+        dim = embedder.dim if embedder is not None else ZERO_DIM
+        bundle.check_fits(dim, embedder.version if embedder is not None else None, DENSE_FEATURES)
+        scorer = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
+                            intra_op_threads=settings.ranker_threads or None)
+    except (BundleError, OSError, ValueError) as exc:
+        raise EvaluationError(f"cannot use the ranker in {model}: {exc}") from None
+    training = bundle.meta.get("training", {})
+    used = int(training.get("events_used", 0))
+    n_warm = int(warmup * len(dataset.interactions))
+    same_data = used and used <= len(dataset.interactions) and \
+        fingerprint_events(dataset, used) == training.get("fingerprint")
+    if same_data and used <= n_warm:
+        note = (f"ranker {bundle.version} was trained on events 1-{used} of this log; scoring starts after "
+                f"the {n_warm}-event warm-up, so no scored event was seen in training")
+    elif same_data:
+        note = (f"WARNING: ranker {bundle.version} was trained on events 1-{used} of this log, beyond the "
+                f"{n_warm}-event warm-up: {used - n_warm} scored events were training data")
+    else:
+        note = f"ranker {bundle.version} was trained on other data ({training.get('dataset', 'unknown')})"
+    info = {"version": bundle.version, "path": str(bundle.path), "provider": scorer.provider,
+            "trained_events": used, "warmup_events": n_warm, "same_log": bool(same_data),
+            "overlaps_scored_events": bool(same_data and used > n_warm), "note": note,
+            "training_metrics": bundle.meta.get("metrics", {})}
+    return scorer, info
+
+
 def _print(console: Console, result: dict[str, Any]) -> None:
     k = result["k"]
     table = Table(title=f"{result['dataset']}: prequential top-{k}, {result['warmup']:.0%} warm-up, batch {result['batch']}")
@@ -125,6 +191,9 @@ def _print(console: Console, result: dict[str, Any]) -> None:
     console.print(f"{first['repeats']} events re-visit an item the user already had (learned, not scored)")
     if "product_vs_best_baseline" in result:
         console.print(f"product / best baseline ({result['best_baseline']}) HR: {result['product_vs_best_baseline']}")
+    if "ranker_minus_blend_hr" in result:
+        console.print(f"learned ranker minus blend, HR: {result['ranker_minus_blend_hr']:+.4f} "
+                      f"(ranker {result['ranker']['version']} on {result['ranker']['provider']})")
     if "pipeline_minus_product_hr" in result:
         console.print(f"through the pipeline minus in process, HR: {result['pipeline_minus_product_hr']:+.4f}")
     console.print(markdown_table(result["figures"], k), markup=False, highlight=False)

@@ -149,6 +149,10 @@ class Metrics:
         self.provider = Gauge(
             "streamrec_execution_provider", "onnxruntime execution provider in use", ["model", "provider"], registry=r
         )
+        self.ranker_loads = Counter(
+            "streamrec_ranker_loads", "Ranker bundles loaded (ok) or refused (error, the current model kept)",
+            ["outcome"], registry=r,
+        )
         self.lag_read_errors = Counter(
             "streamrec_lag_read_errors", "Failed attempts to read the consumer group's lag", registry=r
         )

@@ -1,11 +1,17 @@
-"""Start-up factory for the encoders: export to ONNX when needed, then open sessions."""
+"""Start-up factories: the encoders (exported to ONNX when needed) and the learned ranker.
+
+The ranker comes from the newest bundle in ``settings.resolved_ranker_dir`` and runs on
+onnxruntime only (no torch). With no bundle there, the transparent blend ranks.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from models.image_encoder import load_image_encoder
 from models.item_embedding import ItemEmbedder
+from models.onnx_ranker import OnnxRanker
 from models.onnx_session import active_provider
 from models.text_encoder import load_text_encoder
 from streams.metrics import Metrics
@@ -27,3 +33,46 @@ def load_embedder(settings: Settings, metrics: Metrics | None = None) -> ItemEmb
         if metrics is not None:
             metrics.provider.labels(name, provider).set(1)
     return ItemEmbedder(text, image, image_dim=settings.image_embedding_dim, image_weight=settings.image_weight)
+
+
+class RankerUnavailable(RuntimeError):
+    """The newest bundle cannot serve this worker; the message says why."""
+
+    def __init__(self, message: str, version: str) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+def load_ranker(
+    settings: Settings,
+    dim: int,
+    embedding_space: str | None,
+    metrics: Metrics | None = None,
+    skip: Collection[str] = (),
+) -> OnnxRanker | None:
+    """The newest ranker bundle as a scorer, or None when there is none or its version is in ``skip``
+    (the one in use, ones already refused).
+
+    Raises :class:`RankerUnavailable` when the newest bundle does not fit (item vector
+    space, dimensions, features) or cannot be opened; the caller keeps its current scorer.
+    """
+    from export.bundle import BundleError, newest_bundle
+    from models.ranker_features import DENSE_FEATURES
+
+    root = settings.resolved_ranker_dir
+    bundle = newest_bundle(root)
+    if bundle is None or bundle.version in skip:
+        return None
+    try:
+        bundle.check_fits(dim, embedding_space, DENSE_FEATURES)
+        ranker = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
+                            intra_op_threads=settings.ranker_threads or None)
+    except (BundleError, OSError, ValueError, RuntimeError) as exc:
+        if metrics is not None:
+            metrics.ranker_loads.labels("error").inc()
+        raise RankerUnavailable(f"ranker bundle {bundle.path} not used: {exc}", bundle.version) from exc
+    log.info("ranker %s loaded from %s, runs on %s", bundle.version, bundle.path, ranker.provider)
+    if metrics is not None:
+        metrics.ranker_loads.labels("ok").inc()
+        metrics.provider.labels("ranker", ranker.provider).set(1)
+    return ranker

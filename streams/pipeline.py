@@ -14,13 +14,14 @@ from typing import Any
 import faust
 
 from models.covisitation import CoVisitation
-from models.interest import InterestLearner, UserState
+from models.interest import KIND_WEIGHTS, InterestLearner, UserState
+from models.item_activity import ItemActivity
 from models.item_embedding import ItemEmbedder
 from models.item_index import ItemIndex
 from models.recommender import Recommender
-from models.trending import Trending
 from streams.faust_app import StreamrecApp, create_app
 from streams.metrics import Metrics
+from streams.model_loading import RankerUnavailable, load_ranker
 from streams.redis_sink import RedisWriter, create_redis_client
 from streams.settings import Settings
 from streams.validation import Limits
@@ -116,11 +117,19 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         query_half_life=settings.query_half_life_s,
         max_recent=settings.history_size,
     )
+    try:
+        ranker = load_ranker(settings, embedder.dim, embedder.version, metrics)
+    except RankerUnavailable as exc:
+        log.error("%s; ranking with the blend", exc)
+        ranker = None
+    if ranker is None:
+        log.info("no learned ranker in %s: ranking with the transparent blend", settings.resolved_ranker_dir)
     recommender = Recommender(
         ItemIndex(dim=embedder.dim),
         CoVisitation(),
-        Trending(half_life=settings.trending_half_life_s),
+        ItemActivity(half_life=settings.trending_half_life_s, view_weight=KIND_WEIGHTS["view"]),
         learner,
+        ranker,
         top_k=settings.top_k,
         per_source=settings.candidates_per_source,
         exclude_recent=settings.exclude_recent,
@@ -143,6 +152,9 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         redis=redis,
     )
     register_all(pipeline)
+    from agents import model_swap
+
+    model_swap.register(pipeline)
     from agents import lag_monitor
 
     lag_monitor.register(pipeline)  # consumer-group lag on /metrics

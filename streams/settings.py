@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     image_embedding_dim: int = Field(default=128, ge=8, description="image features are projected to this")
     image_weight: float = Field(default=0.5, ge=0, le=1, description="share of the image in the fused vector")
     providers: list[str] = Field(default=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    ranker_dir: Path | None = Field(
+        default=None,
+        description="folder of learned-ranker bundles; the newest is served (unset: <model_dir>/rankers). "
+        "With no bundle the transparent blend ranks",
+    )
+    ranker_poll_s: float = Field(
+        default=10.0, ge=0, description="how often a worker looks for a newer ranker bundle (0: only at start)"
+    )
+    ranker_threads: int = Field(default=1, ge=0, description="onnxruntime CPU threads of the ranker (0: all cores)")
     fetch_image_urls: bool = Field(default=True, description="download http(s) item images")
     image_fetch_timeout_s: float = 3.0
     image_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
@@ -188,6 +197,11 @@ class Settings(BaseSettings):
                 value = json.dumps(value)
             env[f"STREAMREC_{name.upper()}"] = str(value)
         return env
+
+    @property
+    def resolved_ranker_dir(self) -> Path:
+        """Where ranker bundles are looked for."""
+        return self.ranker_dir if self.ranker_dir is not None else self.model_dir / "rankers"
 
     def rec_key(self, user_id: str, surface: str = "home") -> str:
         """Redis key of a user's latest recommendation for a surface."""

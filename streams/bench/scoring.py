@@ -1,0 +1,218 @@
+"""``streamrec bench scoring``: candidates scored per second, onnxruntime against PyTorch eager.
+
+For every batch size (candidate pairs per call) the same inputs are scored by the
+ranker's ONNX export in onnxruntime and by the PyTorch module it came from, in
+eager mode, both with the same number of CPU threads. The two engines are measured
+interleaved (rounds alternate which goes first), so load from other processes on
+the machine hits both alike and their ratio stays meaningful when the absolute
+figures do not. With a CUDA provider available, onnxruntime is also measured on
+the GPU through I/O binding, the item matrix resident on the device (the serving
+path); otherwise the report says that the GPU figure was not measured.
+
+Inputs are random but shaped like serving: unit user and item vectors of the
+item space (512-d: 384 text + 128 image, a third of the items without image),
+about 256 candidates per user, items drawn from a catalog of ``--items``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BATCHES: tuple[int, ...] = (1, 8, 64, 256, 1024, 4096, 8192)
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ScoringBenchConfig:
+    """What ``streamrec bench scoring`` measures."""
+
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCHES
+    items: int = 10_000
+    per_user: int = 256
+    rounds: int = 5
+    seconds: float = 0.4  # per engine, batch size and round
+    threads: int = 1
+    checkpoint: Path | None = None
+    out: Path = Path("bench-results/scoring")
+    seed: int = 0
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """``"1,8,1024"`` -> (1, 8, 1024); each between 1 and 1,000,000.
+
+    >>> parse_batches("1, 1024,8192")
+    (1, 1024, 8192)
+    """
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"batch sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or any(not 1 <= s <= 1_000_000 for s in sizes):
+        raise ValueError(f"batch sizes must be between 1 and 1,000,000, got {text!r}")
+    return sizes
+
+
+def _time_calls(fn: Callable[[], object], seconds: float) -> list[float]:
+    """Per-call wall times of ``fn`` repeated for about ``seconds`` (at least 3 calls)."""
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while len(times) < 3 or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = print,
+                      command: str = "streamrec bench scoring") -> dict[str, Any]:
+    """Measure and write ``scoring.json``, ``scoring.md`` and ``scoring.png`` under ``config.out``."""
+    import onnxruntime as ort
+    import torch
+
+    from export.ranker_export import export_onnx, random_inputs, validate_parity
+    from export.training import load_checkpoint
+    from models.onnx_ranker import OnnxRanker
+    from models.onnx_session import CPU_PROVIDER, create_session
+    from models.ranker import Ranker
+    from models.ranker_features import INPUT_NAMES, OUTPUT_NAME, RankerInputs
+    from streams.bench.machine import load_average, machine_facts
+
+    torch.manual_seed(config.seed)
+    if config.checkpoint is not None:
+        model, _ = load_checkpoint(config.checkpoint)
+        model_desc = f"checkpoint {config.checkpoint}"
+    else:
+        model = Ranker(dim=512, text_dim=384).eval()
+        model_desc = "untrained ranker of the default shape (512-d items, 384 text + 128 image)"
+    config.out.mkdir(parents=True, exist_ok=True)
+    load_before = load_average()
+    rows: list[dict[str, Any]] = []
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="streamrec-bench-") as tmp:
+            onnx_path = Path(tmp) / "ranker.onnx"
+            export_onnx(model, onnx_path)
+            parity = validate_parity(model, onnx_path)
+            cpu = create_session(onnx_path, [CPU_PROVIDER], intra_op_threads=config.threads)
+            gpu = OnnxRanker(onnx_path, "bench", [CUDA], io_binding=True) \
+                if CUDA in ort.get_available_providers() else None
+            if gpu is not None and gpu.provider != CUDA:
+                gpu = None
+            for n in config.batch_sizes:
+                users = max(1, math.ceil(n / config.per_user))
+                feeds = random_inputs(model, pairs=n, users=users, items=config.items, seed=config.seed + n)
+                tensors = [torch.from_numpy(feeds[name]) for name in INPUT_NAMES]
+
+                def run_ort(feeds: dict[str, Any] = feeds) -> object:
+                    return cpu.run([OUTPUT_NAME], feeds)
+
+                def run_eager(tensors: list[torch.Tensor] = tensors) -> object:
+                    with torch.no_grad():
+                        return model(*tensors)
+
+                engines: dict[str, Callable[[], object]] = {"onnxruntime-cpu": run_ort, "pytorch-eager-cpu": run_eager}
+                if gpu is not None:
+                    inputs = RankerInputs(feeds["user_vectors"], feeds["user_index"], feeds["item_rows"], feeds["dense"])
+                    items = feeds["item_vectors"]
+
+                    def run_gpu(inputs: RankerInputs = inputs, items: Any = items, n: int = n) -> object:
+                        return gpu.run(inputs, items, key=(0, n, 0))
+
+                    engines["onnxruntime-cuda-iobinding"] = run_gpu
+                for fn in engines.values():
+                    fn()  # warm-up (allocations, kernel selection)
+                times: dict[str, list[float]] = {name: [] for name in engines}
+                names = list(engines)
+                for r in range(config.rounds):
+                    for name in names if r % 2 == 0 else names[::-1]:
+                        times[name] += _time_calls(engines[name], config.seconds)
+                row: dict[str, Any] = {"batch": n, "users": users}
+                for name, ts in times.items():
+                    median = statistics.median(ts)
+                    row[name] = {"calls": len(ts), "median_ms": round(median * 1e3, 4),
+                                 "candidates_per_s": round(n / median, 1)}
+                row["ort_over_eager"] = round(row["pytorch-eager-cpu"]["median_ms"] / row["onnxruntime-cpu"]["median_ms"], 3)
+                rows.append(row)
+                gpu_note = (f", GPU {row['onnxruntime-cuda-iobinding']['candidates_per_s']:,.0f}/s" if gpu else "")
+                log(f"batch {n:>6}: onnxruntime {row['onnxruntime-cpu']['candidates_per_s']:>12,.0f}/s, "
+                    f"eager {row['pytorch-eager-cpu']['candidates_per_s']:>12,.0f}/s, "
+                    f"ratio {row['ort_over_eager']:.2f}x{gpu_note}")
+    finally:
+        torch.set_num_threads(torch_threads)
+    results = {
+        "command": command,
+        "config": {**asdict(config), "out": str(config.out),
+                   "checkpoint": None if config.checkpoint is None else str(config.checkpoint)},
+        "model": model_desc,
+        "parity_max_abs_diff": parity.max_abs_diff,
+        "machine": {**machine_facts(), "torch": torch.__version__, "onnxruntime": ort.__version__,
+                    "onnxruntime_providers": ort.get_available_providers()},
+        "load_average_start": load_before,
+        "load_average_end": load_average(),
+        "gpu": "measured" if gpu is not None else "not measured: no CUDA execution provider on this machine",
+        "rows": rows,
+    }
+    (config.out / "scoring.json").write_text(json.dumps(results, indent=2))
+    (config.out / "scoring.md").write_text(markdown(results))
+    try:
+        _plot(results, config.out / "scoring.png")
+    except ImportError as exc:
+        log(f"no plot ({exc}): pip install -e '.[bench]'")
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The Markdown table of a scoring run."""
+    gpu = any("onnxruntime-cuda-iobinding" in r for r in results["rows"])
+    head = ["batch (candidates)", "onnxruntime CPU cand/s", "PyTorch eager CPU cand/s", "ORT ÷ eager",
+            "ORT ms/call", "eager ms/call"]
+    if gpu:
+        head.append("onnxruntime CUDA (I/O binding) cand/s")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for r in results["rows"]:
+        o, e = r["onnxruntime-cpu"], r["pytorch-eager-cpu"]
+        cells = [f"{r['batch']:,}", f"{o['candidates_per_s']:,.0f}", f"{e['candidates_per_s']:,.0f}",
+                 f"{r['ort_over_eager']:.2f}×", f"{o['median_ms']:.3f}", f"{e['median_ms']:.3f}"]
+        if gpu:
+            cells.append(f"{r['onnxruntime-cuda-iobinding']['candidates_per_s']:,.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    cfg = results["config"]
+    note = (f"{cfg['threads']} CPU thread(s) per engine, {cfg['items']:,} items, ~{cfg['per_user']} candidates "
+            f"per user; medians over {cfg['rounds']} interleaved rounds. GPU: {results['gpu']}.")
+    lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (("onnxruntime-cpu", "onnxruntime (CPU)"), ("pytorch-eager-cpu", "PyTorch eager (CPU)"),
+                       ("onnxruntime-cuda-iobinding", "onnxruntime (CUDA, I/O binding)")):
+        pts = [(r["batch"], r[key]["candidates_per_s"]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("candidates per call")
+    ax.set_ylabel("candidates scored per second")
+    ax.set_title(f"ranker scoring, {results['config']['threads']} thread(s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
