@@ -31,7 +31,15 @@ from models.onnx_session import CPU_PROVIDER, create_session
 from models.ranker import Ranker
 from models.ranker_features import DENSE_FEATURES, INPUT_NAMES, OUTPUT_NAME
 
-__all__ = ["RANKER_TOLERANCE", "ParityError", "export_bundle", "export_onnx", "random_inputs", "validate_parity"]
+__all__ = [
+    "RANKER_TOLERANCE",
+    "ParityError",
+    "export_bundle",
+    "export_model_bundle",
+    "export_onnx",
+    "random_inputs",
+    "validate_parity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,8 @@ Feeds = dict[str, NDArray[Any]]
 
 
 def random_inputs(model: Ranker, pairs: int, users: int = 4, items: int = 64, seed: int = 0) -> Feeds:
-    """Plausible random inputs: unit vectors, some users without vectors, some items without image."""
+    """Plausible random inputs: unit vectors, some users without vectors, some items without image,
+    dense features spread like the training data's."""
     rng = np.random.default_rng(seed)
     cfg = model.config
 
@@ -68,7 +77,9 @@ def random_inputs(model: Ranker, pairs: int, users: int = 4, items: int = 64, se
     item_vectors = unit((items, cfg.dim))
     if cfg.image_dim:
         item_vectors[::3, cfg.text_dim :] = 0.0  # items without image
-    dense = rng.standard_normal((pairs, cfg.n_dense)).astype(np.float32)
+    # Dense features spread as in training (the model's own scaling), so logits stay in their real range.
+    mean, std = model.dense_mean.detach().numpy(), model.dense_std.detach().numpy()
+    dense = (mean + std * rng.standard_normal((pairs, cfg.n_dense))).astype(np.float32)
     return {
         "user_vectors": user_vectors,
         "user_index": rng.integers(0, users, pairs).astype(np.int64),
@@ -148,18 +159,37 @@ def export_bundle(checkpoint: Path, bundles_root: Path, tolerance: float = RANKE
     if list(ckpt.get("dense_features", [])) != list(DENSE_FEATURES):
         raise ParityError(f"{checkpoint} was trained on other dense features than this streamrec assembles; retrain")
     sample = {k: v.numpy() for k, v in ckpt.get("sample", {}).items()} or None
+    return export_model_bundle(
+        model, bundles_root, embedding_space=ckpt.get("embedding_space"), training=dict(ckpt.get("training", {})),
+        metrics=ckpt.get("metrics", {}), train_config=ckpt.get("train_config", {}), sample=sample,
+        tolerance=tolerance, created_at=created_at,
+    )
+
+
+def export_model_bundle(
+    model: Ranker,
+    bundles_root: Path,
+    *,
+    embedding_space: str | None,
+    training: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    sample: Feeds | None = None,
+    tolerance: float = RANKER_TOLERANCE,
+    created_at: float | None = None,
+) -> tuple[Bundle, ParityReport]:
+    """Export ``model`` to ONNX, check it against PyTorch, and write it as a new bundle."""
     created_at = time.time() if created_at is None else created_at
     with tempfile.TemporaryDirectory(prefix="streamrec-ranker-") as tmp:
         onnx_path = Path(tmp) / "ranker.onnx"
         export_onnx(model, onnx_path)
         report = validate_parity(model, onnx_path, sample, tolerance)
         inputs, outputs = _io_spec(onnx_path)
-        training = dict(ckpt.get("training", {}))
         meta = {
             "version": version_name(created_at, str(training.get("fingerprint", "00000000"))),
             "created_at": created_at,
             "kind": "streamrec-ranker",
-            "embedding_space": ckpt.get("embedding_space"),
+            "embedding_space": embedding_space,
             "dimensions": {"dim": model.config.dim, "text_dim": model.config.text_dim,
                            "image_dim": model.config.image_dim, "n_dense": model.config.n_dense},
             "model": model.config.to_dict(),
@@ -167,8 +197,8 @@ def export_bundle(checkpoint: Path, bundles_root: Path, tolerance: float = RANKE
             "inputs": inputs,
             "outputs": outputs,
             "training": training,
-            "train_config": ckpt.get("train_config", {}),
-            "metrics": ckpt.get("metrics", {}),
+            "train_config": train_config or {},
+            "metrics": metrics or {},
             "parity": {"max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance,
                        "pairs_checked": report.n_checked, "opset": OPSET,
                        "onnxruntime_provider": CPU_PROVIDER},

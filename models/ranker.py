@@ -111,7 +111,9 @@ class Ranker(nn.Module):
     def set_dense_scaling(self, mean: Tensor, std: Tensor) -> None:
         """Standardise the dense features with the training set's mean and std (kept in the export)."""
         self.dense_mean.copy_(mean)
-        self.dense_std.copy_(std.clamp_min(1e-3))
+        # A feature constant in training carries no information: leave it unscaled rather
+        # than divide a serving-time deviation by ~0.
+        self.dense_std.copy_(torch.where(std < 1e-3, torch.ones_like(std), std))
 
     def forward(
         self, user_vectors: Tensor, user_index: Tensor, item_vectors: Tensor, item_rows: Tensor, dense: Tensor
