@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from export.bundle import BundleError, newest_bundle, read_bundle, resolve_bundle
-from export.ranker_export import RANKER_TOLERANCE, ParityError, export_onnx, random_inputs, validate_parity
+from export.ranker_export import (
+    RANKER_TOLERANCE,
+    ParityError,
+    export_onnx,
+    random_inputs,
+    validate_parity,
+)
 from models.onnx_ranker import OnnxRanker
 from models.onnx_session import CPU_PROVIDER
 from models.ranker import Ranker

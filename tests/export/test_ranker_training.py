@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from export.examples import build_examples
-from export.training import TrainConfig, load_checkpoint, ranking_metrics, save_checkpoint, train_ranker
+from export.training import (
+    TrainConfig,
+    load_checkpoint,
+    ranking_metrics,
+    save_checkpoint,
+    train_ranker,
+)
 from models.ranker_features import DENSE_FEATURES
 from tests.export.ranker_logs import walk_log
 
