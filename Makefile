@@ -5,7 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test install system-deps clean
+
+# Debian packages the tests use: Prometheus (promtool and a real server) and headless
+# Chromium with its WebDriver. Installed only when a tool is missing.
+DEBIAN_PACKAGES := prometheus chromium chromium-driver
+DEBIAN_TOOLS    := promtool prometheus chromium chromedriver
 
 $(BIN)/streamrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +22,26 @@ $(BIN)/streamrec: pyproject.toml
 
 install: $(BIN)/streamrec
 
+system-deps:
+	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests ($$missing missing): $(DEBIAN_PACKAGES)"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "error:$$missing not found and this is not a Debian/Ubuntu system: install Prometheus (with promtool)," \
+	         "Chromium and chromedriver, and put them on PATH" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "error:$$missing not found and no root or password-less sudo to install them; run:" \
+	            "sudo apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)" >&2; exit 1; fi; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) \
+	    || { echo "error: apt-get could not install $(DEBIAN_PACKAGES) (see above)" >&2; exit 1; }; \
+	fi
+
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/streamrec demo
 
-test: install
+test: install system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 clean:
