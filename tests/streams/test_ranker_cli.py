@@ -1,0 +1,84 @@
+"""`streamrec train`, `export`, `evaluate --model` and `bench scoring` on a tiny generated log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from export.bundle import newest_bundle
+from streams.cli import main
+from tests.export.ranker_logs import walk_log
+
+
+def _write_log(path: Path) -> Path:
+    with path.open("w") as f:
+        for ev in walk_log(users=80).interactions:
+            f.write(json.dumps({"event_id": "e", "user_id": ev.user_id, "item_id": ev.item_id, "kind": ev.kind,
+                                "ts": ev.ts}) + "\n")
+    return path
+
+
+def test_train_export_and_evaluate_with_the_ranker(tmp_path: Path) -> None:
+    log = _write_log(tmp_path / "shop.jsonl")
+    bundles, ckpt = tmp_path / "bundles", tmp_path / "r.pt"
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", str(log), "--format", "jsonl", "--share", "0.4", "--epochs", "2",
+                               "--negatives", "5", "--out", str(ckpt), "--export-to", str(bundles)])
+    assert res.exit_code == 0, res.output
+    assert "HR@10" in res.output and "AUC" in res.output and ckpt.is_file()
+    bundle = newest_bundle(bundles)
+    assert bundle is not None and bundle.meta["training"]["events_used"] == 384
+    assert bundle.meta["metrics"]["val_auc"] is not None
+
+    res = runner.invoke(main, ["export", str(ckpt), "--to", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    assert "max |diff|" in res.output and newest_bundle(tmp_path / "again") is not None
+
+    out = tmp_path / "eval.json"
+    res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--warmup", "0.4", "--model", str(bundles),
+                               "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    assert {"product", "product+ranker", "popularity"} <= set(figures)
+    assert figures["product"]["n"] == figures["product+ranker"]["n"] > 0  # the same events, the same candidates
+    assert result["ranker"]["version"] == bundle.version and result["ranker"]["same_log"]
+    assert not result["ranker"]["overlaps_scored_events"]
+    assert "no scored event was seen in training" in " ".join(res.output.split())  # rich wraps lines
+
+    res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--warmup", "0.1", "--model", str(bundles)])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" in res.output and "were training data" in " ".join(res.output.split())
+
+
+def test_train_and_export_refuse_bad_input_clearly(tmp_path: Path) -> None:
+    log = _write_log(tmp_path / "shop.jsonl")
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", str(log), "--format", "jsonl", "--events", "999999"])
+    assert res.exit_code != 0 and "training needs between 2 and" in res.output
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    res = runner.invoke(main, ["export", str(bad), "--to", str(tmp_path / "b")])
+    assert res.exit_code != 0 and "not a streamrec ranker checkpoint" in res.output
+    res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--model", str(tmp_path)])
+    assert res.exit_code != 0 and "holds no ranker bundle" in res.output
+
+
+def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["bench", "--help"])
+    assert res.exit_code == 0 and "--mode" in res.output and "scoring" in res.output
+    out = tmp_path / "scoring"
+    res = runner.invoke(main, ["bench", "scoring", "--batches", "1,64", "--rounds", "2", "--seconds", "0.05",
+                               "--items", "500", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "scoring.json").read_text())
+    assert [r["batch"] for r in data["rows"]] == [1, 64]
+    for row in data["rows"]:
+        assert row["onnxruntime-cpu"]["candidates_per_s"] > 0 and row["pytorch-eager-cpu"]["candidates_per_s"] > 0
+    assert data["gpu"].startswith("not measured") and (out / "scoring.png").stat().st_size > 0
+    assert "| 64 |" in (out / "scoring.md").read_text()
+    res = runner.invoke(main, ["bench", "scoring", "--batches", "0,5"])
+    assert res.exit_code != 0 and "between 1 and 1,000,000" in res.output
