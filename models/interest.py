@@ -85,6 +85,11 @@ class UserState:
     session_id: str | None = None
     last_ts: Timestamp = 0.0
     n_events: int = 0
+    #: Hashes of the latest event ids decided on (see :mod:`models.user_guard`), oldest first.
+    seen: tuple[int, ...] = ()
+    #: Rate-limit token bucket: tokens left and the event time they were counted at.
+    rl_tokens: float = 0.0
+    rl_ts: Timestamp = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the changelog-backed table."""
@@ -97,13 +102,16 @@ class UserState:
             "session_id": self.session_id,
             "last_ts": self.last_ts,
             "n_events": self.n_events,
+            "seen": list(self.seen),
+            "rl": [self.rl_tokens, self.rl_ts],
         }
 
     def to_bytes(self) -> bytes:
         """Compact binary form for the table: a JSON header, then the raw float32 vectors.
 
         Vectors are stored bit-exactly, so a state recovered from the changelog
-        equals the state that was written.
+        equals the state that was written. The dedup hashes follow the vectors as
+        little-endian uint64. No pickle: the header is JSON, the rest raw numbers.
         """
         vectors: list[bytes] = []
         means: dict[str, Any] = {}
@@ -121,9 +129,13 @@ class UserState:
                 "session_id": self.session_id,
                 "last_ts": self.last_ts,
                 "n_events": self.n_events,
+                "ns": len(self.seen),
+                "rl": [self.rl_tokens, self.rl_ts],
             },
             separators=(",", ":"),
         ).encode()
+        if self.seen:
+            vectors.append(np.asarray(self.seen, dtype="<u8").tobytes())
         return _MAGIC + struct.pack("<I", len(header)) + header + b"".join(vectors)
 
     @classmethod
@@ -143,12 +155,18 @@ class UserState:
                 vec = np.frombuffer(raw, dtype="<f4", count=size // 4, offset=offset).astype(np.float32)
                 means[name] = DecayedMean(vec, float(weight), float(ts))
                 offset += size
+        ns = int(h.get("ns", 0))
+        seen = tuple(np.frombuffer(raw, dtype="<u8", count=ns, offset=offset).tolist()) if ns else ()
+        rl_tokens, rl_ts = h.get("rl", (0.0, 0.0))
         return cls(
             recent=list(h["recent"]),
             bought=list(h["bought"]),
             session_id=h["session_id"],
             last_ts=float(h["last_ts"]),
             n_events=int(h["n_events"]),
+            seen=seen,
+            rl_tokens=float(rl_tokens),
+            rl_ts=float(rl_ts),
             **means,
         )
 
@@ -165,6 +183,9 @@ class UserState:
             session_id=d.get("session_id"),
             last_ts=float(d.get("last_ts") or 0.0),
             n_events=int(d.get("n_events") or 0),
+            seen=tuple(int(x) for x in d.get("seen") or ()),
+            rl_tokens=float((d.get("rl") or (0.0, 0.0))[0]),
+            rl_ts=float((d.get("rl") or (0.0, 0.0))[1]),
         )
 
 

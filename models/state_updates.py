@@ -14,6 +14,7 @@ from typing import Protocol
 from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
+from models.user_guard import UserGuard
 from models.types import ItemId, Timestamp, UserId, Vector
 
 
@@ -44,6 +45,11 @@ class BatchEffects:
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
     #: Per touched user: (timestamp, event_id) of its newest event in the batch.
     triggers: dict[UserId, tuple[Timestamp, str]] = field(default_factory=dict)
+    #: Events left out by the guard: redeliveries, and events past a user's rate limit.
+    duplicates: int = 0
+    rate_limited: int = 0
+    #: Users whose state had expired (older than the TTL) and started afresh.
+    expired: int = 0
 
 
 def apply_events(
@@ -54,9 +60,14 @@ def apply_events(
     learner: InterestLearner,
     covisit_window: int = 5,
     covisit_decay: float = 0.0,
+    guard: UserGuard | None = None,
 ) -> BatchEffects:
     """Fold ``(event_id, event)`` interactions and ``(event_id, search, query_vector)``
     searches into ``states`` (updated in place), in event-time order.
+
+    With a ``guard``, redelivered events and events past the user's rate limit change
+    nothing (no interest update, no co-visitation or trending increment, no refresh), and
+    an expired state is replaced by a fresh one before its first event.
 
     >>> import numpy as np
     >>> idx = ItemIndex(dim=2); idx.upsert("a", np.array([1, 0], np.float32)); idx.upsert("b", np.array([0, 1], np.float32))
@@ -73,9 +84,24 @@ def apply_events(
     ]
     timeline += [(q.ts, len(interactions) + i, event_id, q, v) for i, (event_id, q, v) in enumerate(searches)]
     timeline.sort(key=lambda t: (t[0], t[1]))
+    checked: set[UserId] = set()
     for ts, _, event_id, ev, qvec in timeline:
         user_id = ev.user_id  # type: ignore[attr-defined]
         state = states.get(user_id) or UserState()
+        if guard is not None:
+            if user_id not in checked:
+                checked.add(user_id)
+                if guard.expired(state, ts):
+                    state = UserState()
+                    fx.expired += 1
+            state, verdict = guard.admit(state, event_id, ts)
+            if verdict != "ok":
+                states[user_id] = state
+                if verdict == "duplicate":
+                    fx.duplicates += 1
+                else:
+                    fx.rate_limited += 1
+                continue
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
             fx.pairs.extend(covisit_pairs(state.recent, c.item_id, covisit_window, covisit_decay))

@@ -142,6 +142,15 @@ class Metrics:
             registry=r,
         )
         self.redis_pending = Gauge("streamrec_redis_pending_keys", "Keys waiting to be written to Redis", registry=r)
+        self.guarded = Counter(
+            "streamrec_guarded_events",
+            "Valid events that changed no state: reason duplicate (redelivered event_id) or rate_limited",
+            ["reason"], registry=r,
+        )
+        self.forgotten = Counter(
+            "streamrec_users_forgotten", "User states erased: reason forget (a request) or ttl (expired)",
+            ["reason"], registry=r,
+        )
         self.image_errors = Counter(
             "streamrec_image_errors", "Item images that could not be loaded (embedded from text only)", registry=r
         )

@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     min_event_ts: float = DEFAULT_MIN_EVENT_TS
     max_clock_skew_s: float = Field(default=3600.0, ge=0)
 
+    # --- Abuse, duplicates and retention (per user, kept in the user's state) ---
+    dedup_window: int = Field(
+        default=128, ge=0, le=10_000, description="latest event ids per user whose redelivery is ignored (0: off)"
+    )
+    user_rate_limit_per_s: float = Field(
+        default=5.0, ge=0, description="sustained events/s one user's state takes, by event time (0: no limit)"
+    )
+    user_rate_burst: int = Field(default=100, ge=1, description="events one user may send at once before the limit")
+    user_state_ttl_s: float = Field(
+        default=180 * 24 * 3600.0, ge=0, description="a user's state is erased this long after their last event (0: kept)"
+    )
+    state_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often a worker erases expired user states from its partitions"
+    )
+
     # --- Worker ----------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
