@@ -43,6 +43,9 @@ DENSE_FEATURES: tuple[str, ...] = (
     "category_match",  # share of the user's latest items in the candidate's category
     "covisit",  # co-visitation score with the user's recent items, in [0, 1]
     "trending",  # decayed trending score, in [0, 1]
+    "sim_long",  # cosine of the item's vector with the user's long-term, short-term and query vectors
+    "sim_short",  # (from candidate generation, which computes them for every item anyway)
+    "sim_query",
     "conf_long",  # how much evidence backs each user vector now, in [0, 1]
     "conf_short",
     "conf_query",
@@ -101,7 +104,7 @@ class FeatureAssembler:
     >>> ctx = ScoringContext([UserContext("u", recent=("a",))], np.array([0.0]), idx)
     >>> x = FeatureAssembler()(c, ctx)
     >>> x.user_vectors.shape, x.dense.shape, float(x.dense[0, DENSE_FEATURES.index("category_match")])
-    ((1, 3, 2), (1, 15), 1.0)
+    ((1, 3, 2), (1, 18), 1.0)
     """
 
     def __init__(self) -> None:
@@ -148,6 +151,9 @@ class FeatureAssembler:
         dense[:, col["category_match"]] = self._category_match(c, ctx)
         dense[:, col["covisit"]] = c.covisit
         dense[:, col["trending"]] = c.trending
+        dense[:, col["sim_long"]] = c.sim_long
+        dense[:, col["sim_short"]] = c.sim_short
+        dense[:, col["sim_query"]] = c.sim_query
         dense[:, col["conf_long"]] = c.conf_long
         dense[:, col["conf_short"]] = c.conf_short
         dense[:, col["conf_query"]] = c.conf_query
