@@ -64,6 +64,10 @@ async def decode_batch(
         except InvalidEvent as exc:
             await send_to_dlq(p, ev, exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - no input may stop the worker
+            log.warning("undecodable %s event: %r", events[0].message.topic, exc)
+            await send_to_dlq(p, ev, InvalidEvent("undecodable", f"{type(exc).__name__}: {exc}"))
+            continue
         good.append((ev, record))
     if good:
         p.metrics.events.labels(events[0].message.topic, "ok").inc(len(good))

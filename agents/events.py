@@ -5,17 +5,24 @@ gathered for ``refresh_debounce_s``: every user touched in that window has their
 state read and written once (one changelog record) and gets exactly one refresh,
 all users of the window scored in one vectorised call. Offsets are acknowledged
 only after the batch's recommendations are published.
+
+Each user's state decides, through :class:`~models.user_guard.UserGuard`, whether an
+event may change it: a redelivered event (same event_id) or one past the user's rate
+limit changes nothing and is counted. A forget request (see :mod:`agents.forget`) erases
+the user; their events of the same micro-batch that came before it are dropped with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.dead_letter import decode_batch, send_to_dlq
+from agents.forget import erase_users, is_forget
 from agents.refresh import refresh_users
 from models.state_updates import apply_events
+from models.user_guard import UserGuard
 from streams.internal import StatsDelta
 from streams.records import ClickEvent, SearchEvent
 from streams.user_table import save_states
@@ -28,9 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def register(p: Pipeline) -> None:
-    """Attach the events agent."""
+    """Attach the events agent (and the sweep of expired user states)."""
+    from agents import forget
+
+    forget.register(p)
     s = p.settings
     rec = p.recommender
+    guard = UserGuard(s.dedup_window, s.user_rate_limit_per_s, s.user_rate_burst, s.user_state_ttl_s)
 
     def lost_state(exc: BaseException) -> None:
         # Offsets must not be committed past a state that is not in the changelog:
@@ -47,6 +58,22 @@ def register(p: Pipeline) -> None:
             limits = p.limits()
             click_events = [e for e in batch if e.message.topic == s.topic_clicks]
             search_events = [e for e in batch if e.message.topic != s.topic_clicks]
+            forgets: dict[str, tuple[int, int, float]] = {}  # user -> (partition, offset, broker timestamp)
+            if any(e.value is None for e in click_events):
+                kept = []
+                for e in click_events:
+                    if not is_forget(e):
+                        kept.append(e)
+                    elif isinstance(e.key, bytes) and e.key:
+                        m = e.message
+                        forgets[e.key.decode("utf-8", "replace")] = (m.partition, m.offset, m.timestamp)
+                    else:
+                        await send_to_dlq(p, e, InvalidEvent("invalid_forget", "a forget request needs the user_id as its key"))
+                click_events = kept
+            if forgets:
+                await erase_users(p, {u: f[0] for u, f in forgets.items()}, "forget")
+                click_events = [e for e in click_events if not _before_forget(e, forgets, s.topic_clicks)]
+                search_events = [e for e in search_events if not _before_forget(e, forgets, s.topic_clicks)]
             clicks = []
             partition_of: dict[str, int] = {}  # the user's events' partition: where its state belongs
             for ev, click in await decode_batch(p, click_events, ClickEvent, limits, key_field="user_id"):
@@ -64,10 +91,32 @@ def register(p: Pipeline) -> None:
             if not touched:
                 continue
             states = {uid: p.load_user(uid) for uid in touched}
-            fx = apply_events(states, clicks, [(q.event_id, q, v) for q, v in zip(searches, vectors)], rec.index, rec.learner)
+            fx = apply_events(
+                states, clicks, [(q.event_id, q, v) for q, v in zip(searches, vectors)], rec.index, rec.learner,
+                guard=guard,
+            )
+            if fx.duplicates:
+                p.metrics.guarded.labels("duplicate").inc(fx.duplicates)
+            if fx.rate_limited:
+                p.metrics.guarded.labels("rate_limited").inc(fx.rate_limited)
+            if fx.expired:
+                p.metrics.forgotten.labels("ttl").inc(fx.expired)
             await save_states(
                 p.users, p.app.producer, {uid: st.to_bytes() for uid, st in states.items()}, partition_of, lost_state
             )
             if fx.pairs or fx.counts:
                 await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts).to_bytes())
             await refresh_users(p, fx.triggers, states)
+
+
+def _before_forget(event: Any, forgets: dict[str, tuple[int, int, float]], clicks_topic: str) -> bool:
+    """True for an event of a user forgotten in this batch that came before the request:
+    by offset in the request's own clicks partition, else by broker timestamp."""
+    key = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else event.key
+    f = forgets.get(key)
+    if f is None:
+        return False
+    m = event.message
+    if m.topic == clicks_topic and m.partition == f[0]:
+        return bool(m.offset < f[1])
+    return bool(m.timestamp <= f[2])

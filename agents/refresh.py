@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -87,12 +88,25 @@ async def refresh_users(
     p.metrics.redis_pending.set(p.redis.pending)
 
 
+#: Longest a stopping worker waits for its queued Redis writes.
+SHUTDOWN_DRAIN_S = 10.0
+
+
 def register(p: Pipeline) -> None:
-    """Attach the Redis writer as a background task."""
+    """Attach the Redis writer as a background task; a stopping worker drains it first."""
 
     @p.app.task
     async def redis_writer() -> None:
         await p.redis.run()
+
+    @p.app.on_before_shutdown.connect
+    async def drain_redis(app: Any, **kwargs: Any) -> None:
+        # After the consumer stopped (in-flight batches finished): write what is queued.
+        if not await p.redis.drain(SHUTDOWN_DRAIN_S):
+            logging.getLogger(__name__).warning(
+                "stopping with %d Redis key(s) unwritten (Redis unreachable); "
+                "the recommendations topic has them: `streamrec redis-rebuild` restores them", p.redis.pending
+            )
 
 
 def recommendation_from_json(raw: bytes | str) -> dict[str, object]:

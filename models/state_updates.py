@@ -14,8 +14,8 @@ from typing import Protocol
 from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
-from models.user_guard import UserGuard
 from models.types import ItemId, Timestamp, UserId, Vector
+from models.user_guard import UserGuard
 
 
 class Interaction(Protocol):

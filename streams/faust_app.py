@@ -71,6 +71,8 @@ def create_app(settings: Settings) -> StreamrecApp:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        web_tables_enabled=False,  # Faust's /table pages would serve users' state to anyone on the port
+        web_router_enabled=False,  # and /router the cluster's layout; streamrec routes nothing over HTTP
         datadir=str(settings.data_dir),
         producer_linger=0.005,  # a few ms of batching: far fewer produce requests under load
         key_serializer="raw",

@@ -2,7 +2,9 @@
 
 Values are "latest wins" per key, so pending writes are coalesced by key: an
 outage grows the pending map by at most one entry per user and nothing is lost;
-the writer retries with exponential backoff until Redis answers again.
+the writer retries with exponential backoff until Redis answers again. A deletion
+(a user who asked to be forgotten) is queued the same way, so it survives an outage
+too and is never overtaken by an older write of the same key.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class RedisWriter:
         self._max_backoff = max_backoff_s
         self._on_written = on_written
         self._on_error = on_error
-        self._pending: dict[str, tuple[bytes, float]] = {}
+        self._pending: dict[str, tuple[bytes | None, float]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -52,12 +54,18 @@ class RedisWriter:
         self._idle.clear()
         self._wakeup.set()
 
+    def delete(self, key: str) -> None:
+        """Queue the deletion of ``key`` (replacing any queued write of it)."""
+        self._pending[key] = (None, 0.0)
+        self._idle.clear()
+        self._wakeup.set()
+
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def run(self) -> None:
@@ -72,7 +80,10 @@ class RedisWriter:
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
                         for key, (value, _) in batch.items():
-                            pipe.set(key, value, ex=self._ttl)
+                            if value is None:
+                                pipe.delete(key)
+                            else:
+                                pipe.set(key, value, ex=self._ttl)
                         await pipe.execute()
                 except (RedisError, OSError) as exc:
                     for key, item in batch.items():
@@ -86,8 +97,9 @@ class RedisWriter:
                 backoff = 0.05
                 if self._on_written:
                     now = time.time()
-                    for _, trigger_ts in batch.values():
-                        self._on_written(now - trigger_ts)
+                    for value, trigger_ts in batch.values():
+                        if value is not None:
+                            self._on_written(now - trigger_ts)
             self._idle.set()
 
     async def close(self) -> None:

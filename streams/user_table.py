@@ -62,3 +62,27 @@ async def save_states(
         store[user_id] = raw
         delivery = cast("asyncio.Future[Any]", await producer.send(name, key, value, partitions[user_id], None, None))
         delivery.add_done_callback(delivered)
+
+
+async def delete_states(
+    table: faust.types.TableT,
+    producer: KafkaProducer,
+    partitions: Mapping[UserId, int],
+    on_error: Callable[[BaseException], None],
+) -> None:
+    """Erase users from ``table``: drop them from its store and append a tombstone (a null
+    value) to its changelog in ``partitions[user]``, so compaction removes every earlier
+    state and a worker recovering the partition never sees them again."""
+
+    def delivered(delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and (exc := delivery.exception()) is not None:
+            on_error(exc)
+
+    topic = table.changelog_topic
+    name = topic.get_topic_name()
+    store = table.data
+    for user_id, partition in partitions.items():
+        key, _ = topic.prepare_key(user_id, table.key_serializer)
+        store.pop(user_id, None)
+        delivery = cast("asyncio.Future[Any]", await producer.send(name, key, None, partition, None, None))
+        delivery.add_done_callback(delivered)
