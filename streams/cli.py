@@ -501,5 +501,59 @@ def lag(group: str | None, topics: tuple[str, ...], max_lag: int | None, max_lag
         status = 0
     sys.exit(status)
 
+
+@main.command()
+@click.argument("user_id")
+def forget(user_id: str) -> None:
+    """Erase USER_ID everywhere: state in every table and its changelog, Redis, published lists.
+
+    The request travels through Kafka (a tombstone on the user's clicks partition), so the
+    worker that owns the user erases it, and it survives worker restarts.
+    """
+    import redis
+
+    from streams.forget_command import ForgetError, check_user_id, send_forget
+
+    s = _settings()
+    _require_addresses(s)
+    try:
+        check_user_id(user_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="USER_ID") from None
+    assert s.redis_url is not None
+    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5)
+    try:
+        receipt = send_forget(s, user_id, client)
+    except ForgetError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+    click.echo(f"forget request for {user_id!r} in {receipt.topic}[{receipt.partition}]@{receipt.offset}; "
+               + ("Redis list deleted" if receipt.redis_deleted else "Redis unreachable: the worker deletes the list"))
+
+
+@main.command("redis-rebuild")
+@click.option("--overwrite", is_flag=True, help="replace every key (default: only keys Redis does not have)")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="seconds to read the recommendations topic to its end")
+def redis_rebuild(overwrite: bool, timeout: float) -> None:
+    """Restore every user's latest list in Redis from the recommendations topic (after Redis lost data)."""
+    import redis
+
+    from streams.redis_rebuild import RebuildError, rebuild_redis
+
+    s = _settings()
+    _require_addresses(s)
+    assert s.redis_url is not None
+    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=30, socket_connect_timeout=5)
+    try:
+        report = rebuild_redis(s, client, overwrite=overwrite, timeout_s=timeout)
+    except RebuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+    click.echo(str(report))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,140 @@
+"""Rebuilding Redis from the ``recommendations`` topic (the source of truth).
+
+The topic holds one message per refresh, keyed by user_id; the newest message of a
+user (within its partition) is that user's current list, and a tombstone (no value)
+means the user was forgotten. :func:`rebuild_redis` reads every partition from the
+beginning up to the end offsets it found at the start, and writes each user's newest
+list with the TTL it has left (lists older than ``rec_ttl_s`` are not restored; a
+forgotten user's key is deleted).
+
+By default a key is written only where Redis has none (``SET NX``), so running workers
+may keep writing while it runs: a newer list a worker wrote is never replaced by an
+older one from the topic. ``overwrite=True`` replaces every key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streams.kafka_config import kafka_python_kwargs
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+
+class RebuildError(RuntimeError):
+    """The topic or Redis could not be read or written; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """What a rebuild did."""
+
+    messages: int
+    users: int
+    written: int
+    kept: int  # NX: Redis already had a (newer) value
+    expired: int
+    deleted: int
+
+    def __str__(self) -> str:
+        return (
+            f"read {self.messages} message(s) for {self.users} user(s): {self.written} list(s) written, "
+            f"{self.kept} already in Redis, {self.expired} expired, {self.deleted} forgotten user(s) deleted"
+        )
+
+
+def latest_per_user(records: Iterator[Any]) -> dict[bytes, bytes | None]:
+    """The newest value per key (None for a tombstone), records in offset order per partition.
+
+    >>> class R:
+    ...     def __init__(self, k, v): self.key, self.value = k, v
+    >>> latest_per_user(iter([R(b"a", b"1"), R(b"b", b"2"), R(b"a", b"3"), R(b"b", None), R(None, b"x")]))
+    {b'a': b'3', b'b': None}
+    """
+    latest: dict[bytes, bytes | None] = {}
+    for r in records:
+        if r.key is not None:
+            latest[r.key] = r.value
+    return latest
+
+
+def _read_topic(settings: Settings, timeout_s: float) -> Iterator[Any]:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    topic = settings.topic_recommendations
+    try:
+        consumer = KafkaConsumer(
+            **kafka_python_kwargs(settings, client_id=f"{settings.app_id}-redis-rebuild"),
+            enable_auto_commit=False,
+            group_id=None,
+        )
+    except KafkaError as exc:
+        raise RebuildError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise RebuildError(f"topic {topic!r} does not exist (STREAMREC_TOPIC_RECOMMENDATIONS); nothing to rebuild from")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > consumer.position(tp)}
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise RebuildError(f"reading {topic!r} did not reach its end within {timeout_s:.0f}s")
+            for tp, records in consumer.poll(timeout_ms=500, max_records=10_000).items():
+                for r in records:
+                    if r.offset < end[tp]:
+                        yield r
+                if tp in remaining and consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def rebuild_redis(
+    settings: Settings, client: Any, *, overwrite: bool = False, now: float | None = None, timeout_s: float = 300.0,
+    batch: int = 1000,
+) -> RebuildReport:
+    """Write every user's newest list from the recommendations topic to Redis (``client``: redis-py)."""
+    import redis
+
+    latest = latest_per_user(_read_topic(settings, timeout_s))
+    messages = len(latest)
+    now = time.time() if now is None else now
+    written = kept = expired = deleted = 0
+    items = list(latest.items())
+    try:
+        for start in range(0, len(items), batch):
+            pipe = client.pipeline(transaction=False)
+            ops: list[str] = []
+            for key, value in items[start : start + batch]:
+                rkey = settings.rec_key(key.decode("utf-8", "replace"))
+                if value is None:
+                    pipe.delete(rkey)
+                    ops.append("delete")
+                    continue
+                generated = float(json.loads(value).get("generated_at", now))
+                ttl = int(settings.rec_ttl_s - (now - generated))
+                if ttl <= 0:
+                    expired += 1
+                    continue
+                pipe.set(rkey, value, ex=ttl, nx=not overwrite)
+                ops.append("set")
+            for op, result in zip(ops, pipe.execute()):
+                if op == "delete":
+                    deleted += 1
+                elif result:
+                    written += 1
+                else:
+                    kept += 1
+    except redis.RedisError as exc:
+        raise RebuildError(f"cannot write to Redis: {exc}") from None
+    return RebuildReport(messages, len(latest), written, kept, expired, deleted)
