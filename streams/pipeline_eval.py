@@ -180,13 +180,18 @@ class PipelineRecommender:
 
 def eval_settings(settings: Settings, k: int, batch: int) -> Settings:
     """``settings`` adjusted for an evaluation run: whole histories excluded, old timestamps
-    accepted, lists of ``k``, micro-batches at least ``batch`` events, its own names."""
+    accepted, no rate limit or state expiry, lists of ``k``, micro-batches at least ``batch``
+    events, its own names."""
     return settings.isolated(f"eval{time.time_ns() // 1_000_000 % 10**10}").model_copy(
         update={
             "top_k": k,
             "history_size": EVAL_HISTORY,
             "exclude_recent": EVAL_HISTORY,
             "min_event_ts": 0.0,
+            # A replay compresses years into minutes: no per-user rate limit, no state expiry,
+            # so the worker learns every event as the in-process product does.
+            "user_rate_limit_per_s": 0.0,
+            "user_state_ttl_s": 0.0,
             "event_batch_size": max(settings.event_batch_size, batch),
             # The next batch should meet the item-stats increments of this one, as in process.
             "item_state_fetch_wait_s": settings.kafka_fetch_max_wait_s,
