@@ -162,7 +162,7 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
             rec = recommendation_from_json(client.get(settings.rec_key(u)))  # type: ignore[arg-type]
             cats = [category[i["item_id"]] for i in rec["items"]]
             assert cats.count(taste[u]) >= len(cats) // 2, (u, taste[u], cats)
-        print(f"takeover and catch-up after the crash: {takeover_s:.1f}s")  # noqa: T201 - shown with -s
+        print(f"takeover and catch-up after the crash: {takeover_s:.1f}s")
     finally:
         producer.close(timeout=10)
         client.close()
