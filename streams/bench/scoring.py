@@ -83,7 +83,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
     from models.onnx_session import CPU_PROVIDER, create_session
     from models.ranker import Ranker
     from models.ranker_features import INPUT_NAMES, OUTPUT_NAME, RankerInputs
-    from streams.bench.machine import load_average, machine_facts
+    from streams.bench.machine import load_average, machine_facts, source_revision
 
     torch.manual_seed(config.seed)
     if config.checkpoint is not None:
@@ -153,6 +153,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
         "config": {**asdict(config), "out": str(config.out),
                    "checkpoint": None if config.checkpoint is None else str(config.checkpoint)},
         "model": model_desc,
+        "source": source_revision(),
         "parity_max_abs_diff": parity.max_abs_diff,
         "machine": {**machine_facts(), "torch": torch.__version__, "onnxruntime": ort.__version__,
                     "onnxruntime_providers": ort.get_available_providers()},
