@@ -555,5 +555,51 @@ def redis_rebuild(overwrite: bool, timeout: float) -> None:
     click.echo(str(report))
 
 
+@main.command()
+@click.argument("log", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", default="uniform", show_default=True,
+              help="policy to evaluate: uniform, arm:NAME (always NAME) or logged (each line's target_propensity)")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option("--bootstrap", "resamples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="also percentile-bootstrap intervals with this many resamples")
+@click.option("--seed", default=0, show_default=True, help="seed of the bootstrap")
+@click.option("--json", "as_json", is_flag=True, help="print the estimates as JSON")
+def ope(log: Path, target: str, confidence: float, resamples: int, seed: int, as_json: bool) -> None:
+    """Estimate another policy's click rate from a JSON-lines log of decisions (IPS and SNIPS).
+
+    Each line: arm, reward (0/1), propensity (the logging policy's probability of
+    that arm), optional arms (the available ones) and target_propensity. See the README.
+    """
+    from streams.ope_command import OpeError, format_report, run_ope
+
+    try:
+        result = run_ope(log, target, confidence, resamples, seed)
+    except OpeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result, indent=1) if as_json else format_report(result))
+
+
+@bench.command("bandit")
+@click.option("--rounds", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--items", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--initial-items", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--arrival-every", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="rounds between two new items")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/bandit"),
+              show_default=True, help="folder for bandit.json and bandit.png")
+def bench_bandit(rounds: int, items: int, initial_items: int, arrival_every: int, seed: int, out: Path) -> None:
+    """Cumulative regret of the bandit policies on a simulated shop with known click probabilities."""
+    from export.bandit_sim import SimConfig, markdown, run_simulation, write_results
+
+    if initial_items > items:
+        raise click.BadParameter("must not exceed --items", param_hint="--initial-items")
+    results = run_simulation(SimConfig(rounds=rounds, n_items=items, initial_items=initial_items,
+                                       arrival_every=arrival_every, seed=seed))
+    js, png = write_results(results, out)
+    click.echo(markdown(results))
+    click.echo(f"wrote {js} and {png}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
