@@ -241,7 +241,7 @@ class LagReader:
     def _fetch_heads(self, consumer: Any, positions: Mapping[Any, int]) -> tuple[dict[Any, int], dict[Any, float]]:
         """Fetch from every position: the high watermarks, and the timestamp of each first record."""
         tps = list(positions)
-        consumer.assign(tps)
+        consumer.assign(tps)  # a fresh assignment: no fetch state left from the last reading
         for tp, offset in positions.items():
             consumer.seek(tp, offset)
         highwater: dict[Any, int] = {}
@@ -251,7 +251,6 @@ class LagReader:
             for tp, records in consumer.poll(timeout_ms=100, max_records=500).items():
                 if records and tp not in oldest:
                     oldest[tp] = records[0].timestamp / 1000.0
-                    consumer.pause(tp)
             for tp in tps:
                 hw = consumer.highwater(tp)
                 if hw is not None:
@@ -259,7 +258,7 @@ class LagReader:
             # Done once every partition answered, and every one with unread records gave its first.
             if len(highwater) == len(tps) and all(tp in oldest for tp in tps if highwater[tp] > positions[tp]):
                 break
-        consumer.resume(*tps)
+        consumer.assign([])  # nothing is fetched between readings
         return highwater, oldest
 
     def _members(self) -> tuple[dict[tuple[str, int], Member], bool, str | None]:

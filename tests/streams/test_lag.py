@@ -66,6 +66,12 @@ def lagging(settings: Settings) -> dict[str, Any]:
 def test_reader_reports_lag_offsets_and_age_of_oldest_unprocessed_event(settings: Settings, lagging: Any) -> None:
     with LagReader(settings, settings.app_id, [settings.topic_clicks]) as reader:
         lag = reader.read()
+        # A long-lived reader (as in the worker) gives the same answer every time.
+        again = [reader.read() for _ in range(3)]
+    for later in again:
+        assert [(p.end, p.committed, p.lag, p.oldest_ts) for p in later.partitions] == [
+            (p.end, p.committed, p.lag, p.oldest_ts) for p in lag.partitions
+        ]
     by_part = {p.partition: p for p in lag.partitions}
     assert sorted(by_part) == [0, 1, 2, 3]
     # The log end is exact even where the broker's ListOffsets trails the log.
@@ -132,3 +138,15 @@ def test_lag_command_errors_say_what_to_do(settings: Settings) -> None:
     unset = runner.invoke(main, ["lag"], env={"STREAMREC_KAFKA_BOOTSTRAP_SERVERS": "", "STREAMREC_REDIS_URL": ""})
     assert unset.exit_code == 2
     assert "STREAMREC_KAFKA_BOOTSTRAP_SERVERS" in unset.output
+
+
+def test_repeated_readings_of_a_busy_topic_agree(settings: Settings) -> None:
+    """Every partition holds unread records: each reading fetches from all of them."""
+    ensure_topics(settings)
+    _produce(settings, {p: 400 for p in range(settings.partitions)}, int(time.time() * 1000))
+    with LagReader(settings, settings.app_id, input_topics(settings)) as reader:
+        readings = [reader.read() for _ in range(4)]
+    for lag in readings:
+        clicks = [p for p in lag.partitions if p.topic == settings.topic_clicks]
+        assert [(p.end, p.lag) for p in clicks] == [(400, 400)] * settings.partitions
+        assert all(p.oldest_ts is not None for p in clicks)
