@@ -177,7 +177,7 @@ class LagReader:
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
                     fetch_max_wait_ms=50,
-                    max_partition_fetch_bytes=64 * 1024,
+                    max_partition_fetch_bytes=8 * 1024,  # only the first record is needed (brokers send at least one batch)
                     allow_auto_create_topics=False,  # asking about a topic must never create it
                 )
             except KafkaError as exc:
