@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from export.bandit_sim import BanditEnvironment, SimConfig, run_policy, run_simulation, simulate_log
+from export.bandit_sim import (
+    BanditEnvironment,
+    SimConfig,
+    run_policy,
+    run_simulation,
+    simulate_log,
+)
 from models.bandit import DEFAULT_POLICY
 from streams.cli import main
 

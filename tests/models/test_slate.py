@@ -24,7 +24,7 @@ def _rows(slate) -> list[int]:
 
 
 def _plain(**kw) -> SlateBuilder:
-    settings = dict(k=3, explore_slots=0, fresh_slots=0, category_cap=0)
+    settings = {"k": 3, "explore_slots": 0, "fresh_slots": 0, "category_cap": 0}
     settings.update(kw)
     return SlateBuilder(SlateSettings(**settings), SOURCES)
 
