@@ -60,11 +60,6 @@ class Pipeline:
         """A user's state from the table (a fresh state for a new user)."""
         return UserState.from_bytes(self.users.get(user_id))
 
-    def save_user(self, user_id: str, state: UserState) -> None:
-        """Write a user's state (one changelog record)."""
-        self.users[user_id] = state.to_bytes()
-
-
     def on_delivery(self, delivery: asyncio.Future[Any]) -> None:
         """Count and log a recommendation the producer failed to deliver (never silent)."""
         if delivery.cancelled() or delivery.exception() is None:
