@@ -245,7 +245,8 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the figures here")
 @click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="a ranker bundle (or a folder of bundles: the newest): report the product ranked by it "
-              "next to the product with the blend, on the same candidates")
+              "next to the product with the blend, on the same candidates (in process; a --through-pipeline "
+              "worker ranks with the bundles of its own STREAMREC_RANKER_DIR)")
 def evaluate(
     path: Path, fmt: str, k: int, warmup: float, batch: int | None, through_pipeline: bool, limit: int | None,
     no_product: bool, out_dir: Path | None, json_out: Path | None, model: Path | None,
