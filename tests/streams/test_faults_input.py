@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from agents.refresh import recommendation_from_json
 from models.interest import UserState
 from streams.cli import main as cli
 from streams.demo.catalog import items_by_category
