@@ -48,7 +48,7 @@ class RebuildReport:
         )
 
 
-def latest_per_user(records: Iterator[Any]) -> dict[bytes, bytes | None]:
+def latest_per_user(records: Iterator[Any], counter: list[int] | None = None) -> dict[bytes, bytes | None]:
     """The newest value per key (None for a tombstone), records in offset order per partition.
 
     >>> class R:
@@ -58,6 +58,8 @@ def latest_per_user(records: Iterator[Any]) -> dict[bytes, bytes | None]:
     """
     latest: dict[bytes, bytes | None] = {}
     for r in records:
+        if counter is not None:
+            counter[0] += 1
         if r.key is not None:
             latest[r.key] = r.value
     return latest
@@ -86,15 +88,18 @@ def _read_topic(settings: Settings, timeout_s: float) -> Iterator[Any]:
         end = consumer.end_offsets(tps)
         remaining = {tp for tp in tps if end[tp] > consumer.position(tp)}
         deadline = time.monotonic() + timeout_s
-        while remaining:
+        quiet = 0  # some brokers report end offsets that trail the log: read on until a poll comes back empty
+        while remaining or quiet < 2:
             if time.monotonic() > deadline:
                 raise RebuildError(f"reading {topic!r} did not reach its end within {timeout_s:.0f}s")
-            for tp, records in consumer.poll(timeout_ms=500, max_records=10_000).items():
-                for r in records:
-                    if r.offset < end[tp]:
-                        yield r
-                if tp in remaining and consumer.position(tp) >= end[tp]:
+            batch = consumer.poll(timeout_ms=500, max_records=10_000)
+            quiet = 0 if batch else quiet + 1
+            for tp, records in batch.items():
+                yield from records
+                if consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+            if not batch:
+                remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
     finally:
         consumer.close()
 
@@ -106,8 +111,9 @@ def rebuild_redis(
     """Write every user's newest list from the recommendations topic to Redis (``client``: redis-py)."""
     import redis
 
-    latest = latest_per_user(_read_topic(settings, timeout_s))
-    messages = len(latest)
+    counter = [0]
+    latest = latest_per_user(_read_topic(settings, timeout_s), counter)
+    messages = counter[0]
     now = time.time() if now is None else now
     written = kept = expired = deleted = 0
     items = list(latest.items())
