@@ -15,7 +15,7 @@ from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.types import ItemId, Timestamp, UserId, Vector
-from models.user_guard import UserGuard
+from models.user_guard import Admission, UserGuard
 
 
 class Interaction(Protocol):
@@ -84,17 +84,18 @@ def apply_events(
     ]
     timeline += [(q.ts, len(interactions) + i, event_id, q, v) for i, (event_id, q, v) in enumerate(searches)]
     timeline.sort(key=lambda t: (t[0], t[1]))
-    checked: set[UserId] = set()
+    admissions: dict[UserId, Admission] = {}
     for ts, _, event_id, ev, qvec in timeline:
         user_id = ev.user_id  # type: ignore[attr-defined]
         state = states.get(user_id) or UserState()
         if guard is not None:
-            if user_id not in checked:
-                checked.add(user_id)
+            adm = admissions.get(user_id)
+            if adm is None:
                 if guard.expired(state, ts):
                     state = UserState()
                     fx.expired += 1
-            state, verdict = guard.admit(state, event_id, ts)
+                adm = admissions[user_id] = guard.open(state)
+            verdict = adm.admit(event_id, ts)
             if verdict != "ok":
                 states[user_id] = state
                 if verdict == "duplicate":
@@ -114,4 +115,6 @@ def apply_events(
         prev = fx.triggers.get(user_id)
         if prev is None or ts >= prev[0]:
             fx.triggers[user_id] = (ts, event_id)
+    for user_id, adm in admissions.items():
+        states[user_id] = adm.close(states[user_id])
     return fx

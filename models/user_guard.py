@@ -27,8 +27,8 @@ changelog and a restarted worker decides exactly as the crashed one did):
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from dataclasses import replace
 from typing import Literal
 
 from models.interest import UserState
@@ -63,27 +63,65 @@ class UserGuard:
         """True when ``state`` has seen no event for longer than the TTL at ``now``."""
         return bool(self.state_ttl_s) and state.last_ts > 0 and now - state.last_ts > self.state_ttl_s
 
+    def open(self, state: UserState) -> Admission:
+        """Start deciding on a batch of one user's events (cheap per event; see :class:`Admission`)."""
+        return Admission(self, state)
+
     def admit(self, state: UserState, event_id: str, ts: Timestamp) -> tuple[UserState, Verdict]:
         """The state with the decision recorded, and the decision for event ``event_id`` at ``ts``.
 
         Only ``"ok"`` events may then be learned; the others leave the interest state as it was.
         """
-        seen = state.seen
-        h = 0
-        if self.dedup_window:
+        adm = self.open(state)
+        verdict = adm.admit(event_id, ts)
+        return adm.close(state), verdict
+
+
+class Admission:
+    """One user's guard state while a micro-batch is applied: mutable, written back once.
+
+    ``admit`` costs a hash and a set lookup per event; ``close`` copies the decisions into
+    the user's (immutable) state.
+    """
+
+    __slots__ = ("_changed", "_clock", "_guard", "_seen", "_set", "_tokens")
+
+    def __init__(self, guard: UserGuard, state: UserState) -> None:
+        self._guard = guard
+        self._seen = list(state.seen)
+        self._set = set(self._seen)
+        self._tokens, self._clock = state.rl_tokens, state.rl_ts
+        self._changed = False
+
+    def admit(self, event_id: str, ts: Timestamp) -> Verdict:
+        """Decide on one event (in event-time order) and remember the decision."""
+        g = self._guard
+        if g.dedup_window:
             h = event_hash(event_id)
-            if h in seen:
-                return state, "duplicate"
-            seen = (*seen[-(self.dedup_window - 1) :], h) if self.dedup_window > 1 else (h,)
-        verdict: Verdict = "ok"
-        tokens, clock = state.rl_tokens, state.rl_ts
-        if self.rate_per_s:
-            if clock <= 0.0:
-                tokens, clock = self.burst, ts
-            elif ts > clock:
-                tokens, clock = min(self.burst, tokens + (ts - clock) * self.rate_per_s), ts
-            if tokens >= 1.0:
-                tokens -= 1.0
-            else:
-                verdict = "rate_limited"
-        return replace(state, seen=seen, rl_tokens=tokens, rl_ts=clock), verdict
+            if h in self._set:
+                return "duplicate"
+            self._seen.append(h)
+            self._set.add(h)
+        self._changed = True
+        if not g.rate_per_s:
+            return "ok"
+        if self._clock <= 0.0:
+            self._tokens, self._clock = g.burst, ts
+        elif ts > self._clock:
+            self._tokens, self._clock = min(g.burst, self._tokens + (ts - self._clock) * g.rate_per_s), ts
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return "ok"
+        return "rate_limited"
+
+    def close(self, state: UserState) -> UserState:
+        """``state`` (the user's state after learning the batch) with the decisions recorded."""
+        if not self._changed:
+            return state
+        w = self._guard.dedup_window
+        seen = tuple(self._seen[-w:]) if w else ()
+        new = copy.copy(state)  # a frozen dataclass; dataclasses.replace would cost more
+        object.__setattr__(new, "seen", seen)
+        object.__setattr__(new, "rl_tokens", self._tokens)
+        object.__setattr__(new, "rl_ts", self._clock)
+        return new
