@@ -1,13 +1,16 @@
 """The Faust application class and its factory.
 
-:class:`StreamrecApp` changes two things in Faust: the longest time a fetch waits
+:class:`StreamrecApp` changes three things in Faust: the longest time a fetch waits
 for data, which Faust hard-codes to 1.5 s (brokers that hold a fetch for its whole
-max wait, as the embedded one does, would add that to every hop), and the size of
-the producer buffer that queues table writes.
+max wait, as the embedded one does, would add that to every hop); the end offsets
+tables are recovered up to, which must be the log's end even where the broker's
+ListOffsets answer trails it (:mod:`streams.log_end`); and the size of the producer
+buffer that queues table writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
@@ -15,7 +18,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import ProducerT, TransportT
 
-from streams.kafka_config import faust_broker_credentials, faust_broker_url
+from streams.kafka_config import aiokafka_kwargs, faust_broker_credentials, faust_broker_url
+from streams.log_end import log_ends
 from streams.settings import Settings
 
 
@@ -25,6 +29,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         wait_ms = int(self.app.conf.streamrec_fetch_max_wait_ms)  # type: ignore[attr-defined]
         consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
         return consumer
+
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        # Table recovery reads changelogs up to these offsets: make sure they are the
+        # log's end, not a ListOffsets answer that trails it (see streams.log_end).
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return reported
+        kwargs = self.app.conf.streamrec_client_kwargs  # type: ignore[attr-defined]
+        return await log_ends(kwargs, reported)  # type: ignore[return-value]
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -80,5 +93,6 @@ def create_app(settings: Settings) -> StreamrecApp:
         autodiscover=False,
     )
     app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
+    app.conf.streamrec_client_kwargs = aiokafka_kwargs(settings)  # type: ignore[attr-defined]
     app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size  # type: ignore[attr-defined]
     return app
