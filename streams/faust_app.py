@@ -18,7 +18,11 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import ProducerT, TransportT
 
-from streams.kafka_config import aiokafka_kwargs, faust_broker_credentials, faust_broker_url
+from streams.kafka_config import (
+    aiokafka_kwargs,
+    faust_broker_credentials,
+    faust_broker_url,
+)
 from streams.log_end import log_ends
 from streams.settings import Settings
 

@@ -173,14 +173,7 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
         for u in users:
             assert states[u].last_ts == pytest.approx(sent[u][-1][1])
         lost = {u: PHASE1 + PHASE2 - states[u].n_events for u in users if states[u].n_events < PHASE1 + PHASE2}
-        if lost:
-            assert set(lost) <= victim_users, lost  # only where a table was recovered
-            pytest.xfail(
-                f"events lost from recovered state on failover: {lost}. Known defect on the embedded broker: "
-                "Faust recovers a table only up to the changelog high watermark that ListOffsets reports, and "
-                "Tansu reports the last batch's base offset, so the last changelog batch is not restored "
-                "while the group's committed offset is already past its events (see the README's limitations)"
-            )
+        assert not lost, f"events lost from the recovered state on failover: {lost}"
         for u in users:
             # At least once: every event counted (redelivered ids are recognised, so exactly once here).
             assert states[u].n_events >= PHASE1 + PHASE2, u
