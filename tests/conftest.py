@@ -121,17 +121,31 @@ def settings(embedded: EmbeddedRuntime, model_dir: Path, tmp_path: Path, unique_
 
 
 def read_topic(settings: Settings, topic: str, partitions: int, timeout_ms: int = 2000) -> list[Any]:
-    """Every record of ``topic`` so far (kafka-python ConsumerRecords, no consumer group)."""
+    """Every record of ``topic`` so far (kafka-python ConsumerRecords, no consumer group).
+
+    Reads until every partition's position reaches the high watermark its fetches
+    report (the embedded broker's ListOffsets trails the log, and an idle timeout
+    alone stops early on a loaded machine), or for at most ``max(timeout_ms, 30 s)``.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=timeout_ms
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
     )
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
-    records = list(consumer)
-    consumer.close()
+    records: list[Any] = []
+    deadline = time.monotonic() + max(timeout_ms / 1000, 30.0)
+    try:
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+            highs = [consumer.highwater(tp) for tp in tps]
+            if all(h is not None and consumer.position(tp) >= h for tp, h in zip(tps, highs, strict=True)):
+                break
+    finally:
+        consumer.close()
     return records
 
 
