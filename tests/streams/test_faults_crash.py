@@ -149,6 +149,17 @@ def assert_same_lists(a: dict[str, Any], b: dict[str, Any]) -> None:
                     assert x["score"] == pytest.approx(last, rel=1e-4, abs=1e-6), (u, shown)
 
 
+def first_worker(settings: Settings, tmp_path: Path) -> tuple[Any, WorkerProcess]:
+    """Topics created, a worker started with the catalog indexed, and a producer."""
+    ensure_topics(settings)
+    producer = create_producer(settings)
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    first.wait_ready(timeout=300)
+    publish_catalog(producer, settings)
+    first.wait_ready(min_items=len(CATALOG), timeout=300)
+    return producer, first
+
+
 def uninterrupted_run(settings: Settings, tmp_path: Path, read_topic: Any, wait_for_rec: Any, log: list[dict[str, Any]],
                       probe_ts: float, client: Any) -> tuple[dict[str, UserState], dict[str, Any]]:
     ensure_topics(settings)
@@ -182,12 +193,7 @@ def test_sigkill_mid_stream_recovers_every_state_and_the_same_lists(
     probe_ts = base + PER_USER * 2.0 + 60
     whole_states, whole_lists = uninterrupted_run(other_settings, tmp_path, read_topic, wait_for_rec, log, probe_ts, client)
 
-    ensure_topics(settings)
-    producer = create_producer(settings)
-    first = WorkerProcess(settings, tmp_path / "first.log").start()
-    first.wait_ready(timeout=300)
-    publish_catalog(producer, settings)
-    first.wait_ready(min_items=len(CATALOG), timeout=300)
+    producer, first = first_worker(settings, tmp_path)
     sender = threading.Thread(target=send, args=(create_producer(settings), settings, log, 0.25))
     sender.start()
     # Kill only once some processed events are not yet committed: those must come back, once.
@@ -233,12 +239,7 @@ def test_sigterm_finishes_in_flight_work_commits_and_resumes_without_redelivery(
 
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())  # type: ignore[union-attr]
     log = click_log(time.time() - 3000)
-    ensure_topics(settings)
-    producer = create_producer(settings)
-    first = WorkerProcess(settings, tmp_path / "first.log").start()
-    first.wait_ready(timeout=300)
-    publish_catalog(producer, settings)
-    first.wait_ready(min_items=len(CATALOG), timeout=300)
+    producer, first = first_worker(settings, tmp_path)
     half = len(log) // 2
     send(producer, settings, log[:half])
     while metric(first, f'streamrec_events_total{{outcome="ok",topic="{settings.topic_clicks}"}}') < half // 3:
