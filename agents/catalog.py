@@ -42,7 +42,8 @@ def embed_items(p: Pipeline, items: list[ItemEvent]) -> list[ItemVector]:
     images = [_load_image(p, i) for i in items]
     vectors = p.embedder.embed_items(texts, images)
     return [
-        ItemVector(i.item_id, v, p.embedder.version, i.category, i.price, i.title) for i, v in zip(items, vectors)
+        ItemVector(i.item_id, v, p.embedder.version, i.category, i.price, i.title, in_stock=i.in_stock)
+        for i, v in zip(items, vectors)
     ]
 
 

@@ -40,7 +40,7 @@ def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[t
                 iv.item_id, iv.space, p.embedder.version,
             )
             return
-        rec.index.upsert(iv.item_id, iv.vector, iv.category, iv.price, iv.title)
+        rec.index.upsert(iv.item_id, iv.vector, iv.category, iv.price, iv.title, in_stock=iv.in_stock)
     else:
         delta = StatsDelta.from_bytes(record.value)
         rec.covisitation.learn_many(delta.pairs)

@@ -135,3 +135,7 @@ def register(p: Pipeline) -> None:
 
     for path, (name, ctype) in ASSETS.items():
         p.app.page(path, name=f"streamrec-ui-{name}")(asset_page(name, ctype))
+
+    from agents import rank_api
+
+    rank_api.register(p)  # /v1/rank, /v1/rank/batch, /v1/openapi.json

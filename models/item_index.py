@@ -40,6 +40,7 @@ class ItemIndex:
         self._category_codes = np.full(capacity, -1, dtype=np.int64)
         self._category_ids: dict[str, int] = {}
         self._prices = np.full(capacity, np.nan, dtype=np.float32)
+        self._in_stock = np.zeros(capacity, dtype=bool)
         self._titles: list[str] = []
         self._free: list[int] = []
         self.version = 0  # bumped on every change
@@ -65,6 +66,9 @@ class ItemIndex:
         prices = np.full(cap, np.nan, dtype=np.float32)
         prices[: self._prices.shape[0]] = self._prices
         self._prices = prices
+        stock = np.zeros(cap, dtype=bool)
+        stock[: self._in_stock.shape[0]] = self._in_stock
+        self._in_stock = stock
         codes = np.full(cap, -1, dtype=np.int64)
         codes[: self._category_codes.shape[0]] = self._category_codes
         self._category_codes = codes
@@ -76,6 +80,7 @@ class ItemIndex:
         category: str = "",
         price: float | None = None,
         title: str = "",
+        in_stock: bool = True,
     ) -> None:
         """Insert or replace an item's embedding and metadata."""
         if vector.shape != (self.dim,):
@@ -100,6 +105,7 @@ class ItemIndex:
             self._titles[row] = title
         self._vectors[row] = l2_normalize(vector)
         self._prices[row] = np.nan if price is None else price
+        self._in_stock[row] = in_stock
         self._category_codes[row] = self._category_code(category)
         self._alive[row] = True
         self.version += 1
@@ -113,6 +119,7 @@ class ItemIndex:
         self._vectors[row] = 0.0
         self._category_codes[row] = -1
         self._prices[row] = np.nan
+        self._in_stock[row] = False
         self._free.append(row)
         self.version += 1
 
@@ -123,6 +130,10 @@ class ItemIndex:
         if code is None:
             code = self._category_ids[category] = len(self._category_ids)
         return code
+
+    def category_code(self, category: str) -> int | None:
+        """The small integer of a category in :attr:`category_codes` (None when no item ever had it)."""
+        return self._category_ids.get(category) if category else None
 
     def row(self, item_id: ItemId) -> int | None:
         """Row of an item, or None when it is not in the catalog."""
@@ -168,6 +179,11 @@ class ItemIndex:
     def prices(self) -> NDArray[np.float32]:
         """Price of rows ``[0, size)`` (NaN where unknown)."""
         return self._prices[: len(self._ids)]
+
+    @property
+    def in_stock(self) -> NDArray[np.bool_]:
+        """Whether each row ``[0, size)`` is in stock (False for a free row)."""
+        return self._in_stock[: len(self._ids)]
 
     @property
     def ids(self) -> list[ItemId]:

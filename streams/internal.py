@@ -31,6 +31,7 @@ class ItemVector:
     category: str = ""
     price: float | None = None
     title: str = ""
+    in_stock: bool = True
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -41,6 +42,7 @@ class ItemVector:
                 "category": self.category,
                 "price": self.price,
                 "title": self.title,
+                "in_stock": self.in_stock,
             }
         ).encode()
 
@@ -54,6 +56,7 @@ class ItemVector:
             category=d.get("category") or "",
             price=d.get("price"),
             title=d.get("title") or "",
+            in_stock=bool(d.get("in_stock", True)),  # vectors published before the field existed: in stock
         )
 
 

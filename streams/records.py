@@ -61,6 +61,7 @@ class ItemEvent(Event, namespace="streamrec.ItemEvent"):
     tags: list[str] = []
     deleted: bool = False
     ts: Optional[float] = None
+    in_stock: bool = True  # optional; an item sent without it is in stock
 
     list_limits: ClassVar[dict[str, tuple[int, int]]] = {"tags": (MAX_TAGS, MAX_TAG)}
 

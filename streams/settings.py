@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -26,6 +26,30 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 #: 1995-01-01T00:00:00Z: events older than this are rejected as absurd by default.
 DEFAULT_MIN_EVENT_TS = 788918400.0
+
+
+class SurfaceSettings(BaseModel):
+    """One serving surface: its list length, the candidate sources it draws from, its filter.
+
+    ``filter`` takes the JSON of a request filter (see :mod:`models.filters`), e.g.
+    ``{"in_stock": true}``; it applies to the surface's published lists and to every
+    ``/v1/rank`` request for the surface.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    top_k: int | None = Field(default=None, ge=1, le=200, description="items per list (unset: STREAMREC_TOP_K)")
+    sources: list[Literal["search", "covisit", "interest", "trending"]] = Field(
+        default=["search", "covisit", "interest", "trending"], min_length=1
+    )
+    filter: dict[str, object] = Field(default_factory=dict)
+
+
+def _default_surfaces() -> dict[str, SurfaceSettings]:
+    return {
+        "home": SurfaceSettings(),
+        "search": SurfaceSettings(sources=["search", "covisit", "interest"]),
+    }
 
 
 def _default_model_dir() -> Path:
@@ -97,6 +121,16 @@ class Settings(BaseSettings):
     query_half_life_s: float = Field(default=15 * 60, gt=0)
     trending_half_life_s: float = Field(default=3600, gt=0)
     candidates_per_source: int = Field(default=100, ge=1)
+    surfaces: dict[str, SurfaceSettings] = Field(
+        default_factory=_default_surfaces,
+        description='serving surfaces by name, JSON, e.g. {"home": {}, "search": {"top_k": 20, '
+        '"sources": ["search", "interest"], "filter": {"in_stock": true}}}; "home" is always published',
+    )
+    rank_max_items: int = Field(default=1000, ge=1, le=100_000, description="most items in one /v1/rank request")
+    rank_max_batch: int = Field(default=100, ge=1, description="most requests in one /v1/rank/batch call")
+    redis_cluster: bool = Field(
+        default=False, description="the Redis URL is a Redis Cluster node; keys take the user id as hash tag"
+    )
 
     # --- Models ----------------------------------------------------------------
     model_dir: Path = Field(default_factory=_default_model_dir, description="ONNX exports are cached here")
@@ -181,6 +215,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_surfaces(self) -> Settings:
+        # models.filters is pure numpy; imported here so that reading settings imports no models
+        from models.filters import FilterError, ItemFilter
+
+        if "home" not in self.surfaces:
+            raise ValueError('STREAMREC_SURFACES must include "home" (the list at rec:{user_id})')
+        for name, surface in self.surfaces.items():
+            if not name or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"surface name {name!r} must be letters, digits, - or _")
+            try:
+                ItemFilter.from_json(surface.filter)
+            except FilterError as exc:
+                raise ValueError(f"surface {name!r}: {exc}") from exc
+        return self
+
     @property
     def embedded(self) -> bool:
         """True when neither Kafka nor Redis is configured: run the embedded servers."""
@@ -209,7 +259,7 @@ class Settings(BaseSettings):
             elif isinstance(value, bool):
                 value = "true" if value else "false"
             elif isinstance(value, (list, dict)):
-                value = json.dumps(value)
+                value = json.dumps(self.model_dump(mode="json", include={name})[name])
             env[f"STREAMREC_{name.upper()}"] = str(value)
         return env
 
@@ -219,10 +269,23 @@ class Settings(BaseSettings):
         return self.ranker_dir if self.ranker_dir is not None else self.model_dir / "rankers"
 
     def rec_key(self, user_id: str, surface: str = "home") -> str:
-        """Redis key of a user's latest recommendation for a surface."""
+        """Redis key of a user's latest recommendation for a surface.
+
+        On a Redis Cluster the user id is the key's hash tag, so all of a user's keys
+        share one slot.
+
+        >>> Settings().rec_key("u1", "search"), Settings(redis_cluster=True).rec_key("u1")
+        ('rec:search:u1', 'rec:{u1}')
+        """
+        user = f"{{{user_id}}}" if self.redis_cluster else user_id
         if surface == "home":
-            return f"{self.redis_key_prefix}rec:{user_id}"
-        return f"{self.redis_key_prefix}rec:{surface}:{user_id}"
+            return f"{self.redis_key_prefix}rec:{user}"
+        return f"{self.redis_key_prefix}rec:{surface}:{user}"
+
+    def similar_key(self, item_id: str) -> str:
+        """Redis key of an item's nearest items (``similar:{item_id}``)."""
+        item = f"{{{item_id}}}" if self.redis_cluster else item_id
+        return f"{self.redis_key_prefix}similar:{item}"
 
     def isolated(self, tag: str) -> Settings:
         """A copy whose topics, consumer group and Redis keys carry ``tag``, so a run

@@ -1,0 +1,270 @@
+"""``POST /v1/rank``: re-rank the items a caller sends for one user, at request time.
+
+* ``POST /v1/rank`` with ``{user_id, items, surface?, query?, filters?, shown?}``
+  answers the items ordered for the user, with scores and a reason per item;
+* ``POST /v1/rank/batch`` with ``{requests: [...]}`` answers ``{responses: [...]}``, in order;
+* ``GET /v1/openapi.json``: the OpenAPI 3.1 document of both (shipped in :mod:`agents.static`).
+
+A request is answered by the worker that owns the user's partition of the ``users``
+table (Faust's router finds it; the body is forwarded with one HTTP POST, since
+``app.table_route`` forwards no request body). When no owner is known (during a
+rebalance) or the owner cannot be reached, the receiving worker answers from what it
+holds (``personalised: false`` when it has no state for the user). With
+``"shown": true`` the answer is logged as an impression on ``events.impressions``
+under the returned ``request_id``. Bad input gets a 4xx with the reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from faust.web import View
+
+from models.filters import FilterError, ItemFilter
+from models.interest import UserState
+from models.rerank import RankRequest, RankResult, rerank
+from streams.records import MAX_ID, MAX_IMPRESSION_ITEMS, MAX_QUERY
+
+if TYPE_CHECKING:
+    from streams.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+#: Set on a request forwarded to the owning worker, which then answers it itself.
+ROUTED_HEADER = "X-Streamrec-Routed"
+REQUEST_FIELDS = ("user_id", "items", "surface", "query", "filters", "shown")
+OPENAPI_FILE = "openapi.json"
+
+
+class BadRequest(Exception):
+    """A request that cannot be answered: HTTP status, error code and the reason."""
+
+    def __init__(self, status: int, code: str, reason: str, index: int | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.code, self.reason, self.index = status, code, reason, index
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.code, "reason": self.reason}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+@dataclass(frozen=True)
+class RankCall:
+    """One validated request."""
+
+    user_id: str
+    items: list[str]
+    surface: str
+    query: str | None
+    filter: ItemFilter
+    shown: bool
+
+
+def _id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID or not value.isprintable():
+        raise BadRequest(400, "malformed_id", f"{where} must be a string of 1 to {MAX_ID} printable characters")
+    return value
+
+
+def parse_call(raw: Any, p: Pipeline, index: int | None = None) -> RankCall:
+    """Validate one request object; raises :class:`BadRequest` with the reason."""
+    s = p.settings
+    try:
+        if not isinstance(raw, dict):
+            raise BadRequest(400, "bad_request", "the request must be a JSON object")
+        unknown = sorted(set(raw) - set(REQUEST_FIELDS))
+        if unknown:
+            raise BadRequest(400, "unknown_field",
+                             f"unknown field(s): {', '.join(unknown)} (known: {', '.join(REQUEST_FIELDS)})")
+        if "user_id" not in raw:
+            raise BadRequest(400, "missing_field", "user_id is required")
+        user_id = _id(raw["user_id"], "user_id")
+        items = raw.get("items")
+        if not isinstance(items, list) or not items:
+            raise BadRequest(400, "bad_items", "items must be a non-empty list of item ids")
+        if len(items) > s.rank_max_items:
+            raise BadRequest(413, "too_many_items",
+                             f"{len(items)} items, at most {s.rank_max_items} per request (STREAMREC_RANK_MAX_ITEMS)")
+        ids = [_id(v, f"items[{i}]") for i, v in enumerate(items)]
+        if len(set(ids)) != len(ids):
+            dup = next(i for n, i in enumerate(ids) if i in ids[:n])
+            raise BadRequest(400, "duplicate_items", f"item {dup!r} appears more than once in items")
+        surface = raw.get("surface", "home")
+        if not isinstance(surface, str) or surface not in s.surfaces:
+            raise BadRequest(400, "unknown_surface",
+                             f"unknown surface {surface!r} (known: {', '.join(sorted(s.surfaces))})")
+        query = raw.get("query")
+        if query is not None and (not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY):
+            raise BadRequest(400, "bad_query", f"query must be a non-blank string of at most {MAX_QUERY} characters")
+        shown = raw.get("shown", False)
+        if not isinstance(shown, bool):
+            raise BadRequest(400, "bad_shown", "shown must be true or false")
+        if shown and len(ids) > MAX_IMPRESSION_ITEMS:
+            raise BadRequest(400, "too_many_shown",
+                             f"a shown list is logged as an impression of at most {MAX_IMPRESSION_ITEMS} items "
+                             f"(got {len(ids)}); send fewer items or shown: false")
+        try:
+            flt = ItemFilter.from_json(raw.get("filters"), max_ids=s.rank_max_items, max_len=MAX_ID)
+        except FilterError as exc:
+            raise BadRequest(400, "bad_filters", str(exc)) from exc
+        surface_filter = ItemFilter.from_json(s.surfaces[surface].filter)
+        return RankCall(user_id, ids, surface, query, surface_filter.merged(flt), shown)
+    except BadRequest as exc:
+        exc.index = index
+        raise
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+
+
+def _impression(call: RankCall, request_id: str, result: RankResult, ts: float) -> bytes:
+    return json.dumps({
+        "request_id": request_id, "user_id": call.user_id, "item_ids": [x.item_id for x in result.items],
+        "ts": ts, "surface": call.surface,
+    }, separators=(",", ":")).encode()
+
+
+async def answer_locally(p: Pipeline, calls: Sequence[RankCall]) -> list[dict[str, Any]]:
+    """Rank ``calls`` from this worker's state: one scoring call for all of them."""
+    if not p.items_ready.is_set():
+        raise BadRequest(503, "not_ready", "the worker is still loading the catalog; retry shortly")
+    queries = [c.query for c in calls if c.query is not None]
+    vectors: list[np.ndarray] = []
+    if queries:
+        loop = asyncio.get_running_loop()
+        vectors = list(await loop.run_in_executor(None, p.embedder.embed_queries, queries))
+    now = time.time()
+    requests: list[RankRequest] = []
+    it = iter(vectors)
+    for c in calls:
+        raw = p.users.get(c.user_id)
+        state = None if raw is None else UserState.from_bytes(raw)
+        requests.append(RankRequest(c.user_id, c.items, state, next(it) if c.query is not None else None,
+                                    c.filter, now))
+    t0 = time.perf_counter()
+    results = rerank(p.recommender, requests, per_source=p.settings.candidates_per_source)
+    p.metrics.scoring_seconds.observe(time.perf_counter() - t0)
+    version = p.recommender.model_version
+    out: list[dict[str, Any]] = []
+    for c, res in zip(calls, results, strict=True):
+        request_id = uuid.uuid4().hex
+        if c.shown and res.items:
+            await p.app.producer.send(p.settings.topic_impressions, c.user_id.encode(),
+                                      _impression(c, request_id, res, now), None, None, None)
+        out.append({
+            "request_id": request_id, "user_id": c.user_id, "surface": c.surface, "model_version": version,
+            "personalised": res.personalised, "shown": c.shown and bool(res.items),
+            "items": [{"item_id": x.item_id, "score": x.score, "source": x.source, "reason": x.reason}
+                      for x in res.items],
+            "removed": [{"item_id": i, "reason": r} for i, r in res.removed],
+        })
+    return out
+
+
+def _owner(p: Pipeline, user_id: str) -> str | None:
+    """Base URL of the worker owning ``user_id``'s partition, or None for this one (or unknown)."""
+    router = p.app.router
+    try:
+        dest = router.key_store(p.users.name, user_id)
+    except KeyError:
+        return None
+    here = p.app.conf.canonical_url
+    if (dest.host, dest.port) == (here.host, here.port):
+        return None
+    return str(dest.with_path(""))
+
+
+async def _forward(p: Pipeline, base: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Ask the owning worker; None when it cannot be reached (then this worker answers)."""
+    try:
+        async with p.app.http_client.post(
+            f"{base}/v1/rank/batch", data=json.dumps({"requests": bodies}).encode(),
+            headers={"Content-Type": "application/json", ROUTED_HEADER: "1"},
+        ) as resp:
+            if resp.status != 200:
+                log.warning("worker %s answered %d to a routed rank request", base, resp.status)
+                return None
+            return list((await resp.json())["responses"])
+    except (TimeoutError, OSError, ValueError, KeyError) as exc:
+        log.warning("worker %s unreachable for a routed rank request (%s); answering here", base, exc)
+        return None
+
+
+async def answer(p: Pipeline, bodies: list[Any], routed: bool, batch: bool = False) -> list[dict[str, Any]]:
+    """Validate, route by owner, rank: one answer per request body, in order."""
+    calls = [parse_call(b, p, i if batch else None) for i, b in enumerate(bodies)]
+    groups: dict[str | None, list[int]] = {}
+    for i, c in enumerate(calls):
+        groups.setdefault(None if routed else _owner(p, c.user_id), []).append(i)
+    out: list[dict[str, Any] | None] = [None] * len(calls)
+    local = groups.pop(None, [])
+    for base, idx in groups.items():
+        remote = await _forward(p, base, [bodies[i] for i in idx])
+        if remote is None or len(remote) != len(idx):
+            local.extend(idx)
+            continue
+        for i, r in zip(idx, remote, strict=True):
+            out[i] = r
+    if local:
+        for i, r in zip(local, await answer_locally(p, [calls[i] for i in local]), strict=True):
+            out[i] = r
+    return [r for r in out if r is not None]
+
+
+def openapi_document() -> bytes:
+    """The OpenAPI document shipped with the package."""
+    return resources.files("agents.static").joinpath(OPENAPI_FILE).read_bytes()
+
+
+def register(p: Pipeline) -> None:
+    """Attach ``/v1/rank``, ``/v1/rank/batch`` and ``/v1/openapi.json`` to the worker's web server."""
+
+    def error(web: Any, exc: BadRequest) -> Any:
+        return web.json(exc.body(), status=exc.status)
+
+    class Rank(View):  # type: ignore[misc]
+        async def post(self, request: Any) -> Any:
+            try:
+                body = _json_body(await request.read())
+                (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1")
+                return self.web.json(res)
+            except BadRequest as exc:
+                return error(self.web, exc)
+
+    class RankBatch(View):  # type: ignore[misc]
+        async def post(self, request: Any) -> Any:
+            try:
+                body = _json_body(await request.read())
+                if not isinstance(body, dict) or set(body) != {"requests"} or not isinstance(body["requests"], list):
+                    raise BadRequest(400, "bad_request", 'the body must be {"requests": [request, ...]}')
+                reqs = body["requests"]
+                if not 1 <= len(reqs) <= p.settings.rank_max_batch:
+                    raise BadRequest(413 if reqs else 400, "bad_batch_size",
+                                     f"{len(reqs)} requests; send 1 to {p.settings.rank_max_batch} "
+                                     "(STREAMREC_RANK_MAX_BATCH)")
+                res = await answer(p, reqs, routed=request.headers.get(ROUTED_HEADER) == "1", batch=True)
+                return self.web.json({"responses": res})
+            except BadRequest as exc:
+                return error(self.web, exc)
+
+    p.app.page("/v1/rank", name="streamrec-rank")(Rank)
+    p.app.page("/v1/rank/batch", name="streamrec-rank-batch")(RankBatch)
+
+    @p.app.page("/v1/openapi.json", name="streamrec-openapi")
+    async def openapi(web, request):  # type: ignore[no-untyped-def]
+        return web.bytes(openapi_document(), content_type="application/json")
