@@ -4,7 +4,8 @@ A bundles folder holds one sub-folder per version::
 
     rankers/
       ranker-20260105T101500Z-3fa2c9d1/
-        ranker.onnx
+        ranker.onnx          # scores pairs from precomputed item features
+        item_features.onnx   # item vectors -> item features, run once per catalog version
         bundle.json     # version, inputs/outputs, dimensions, features, training data
                         # fingerprint, validation metrics, parity check
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "ranker.onnx"
+ITEM_MODEL_FILE = "item_features.onnx"  # = models.ranker_features.ITEM_MODEL_FILE (no import: no numpy here)
 FORMAT_VERSION = 1
 
 
@@ -58,6 +60,12 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / str(self.meta.get("model_file", MODEL_FILE))
+
+    @property
+    def item_model_path(self) -> Path | None:
+        """The item-features model (None for a bundle whose ranker reads item vectors itself)."""
+        name = self.meta.get("item_model_file")
+        return None if name is None else self.path / str(name)
 
     @property
     def dim(self) -> int:
@@ -118,6 +126,8 @@ def read_bundle(path: Path) -> Bundle:
     bundle = Bundle(path, meta)
     if not bundle.model_path.is_file():
         raise BundleError(f"{path}: the model file {bundle.model_path.name} is missing")
+    if bundle.item_model_path is not None and not bundle.item_model_path.is_file():
+        raise BundleError(f"{path}: the item model file {bundle.item_model_path.name} is missing")
     return bundle
 
 
@@ -154,8 +164,9 @@ def resolve_bundle(path: Path) -> Bundle:
     return bundle
 
 
-def write_bundle(root: Path, model_file: Path, meta: dict[str, Any]) -> Bundle:
-    """Copy ``model_file`` and ``meta`` into a new bundle ``root/<meta['version']>``, atomically."""
+def write_bundle(root: Path, model_file: Path, meta: dict[str, Any], item_model_file: Path | None = None) -> Bundle:
+    """Copy ``model_file`` (and ``item_model_file``) and ``meta`` into a new bundle
+    ``root/<meta['version']>``, atomically."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     version = str(meta["version"])
@@ -163,9 +174,13 @@ def write_bundle(root: Path, model_file: Path, meta: dict[str, Any]) -> Bundle:
     if final.exists():
         raise BundleError(f"{final} already exists: bundles are immutable, export a new version")
     meta = {**meta, "format": FORMAT_VERSION, "model_file": MODEL_FILE}
+    if item_model_file is not None:
+        meta["item_model_file"] = ITEM_MODEL_FILE
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
     try:
         shutil.copyfile(model_file, tmp / MODEL_FILE)
+        if item_model_file is not None:
+            shutil.copyfile(item_model_file, tmp / ITEM_MODEL_FILE)
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         os.rename(tmp, final)
     except BaseException:

@@ -1,13 +1,20 @@
 """Exporting a trained ranker to ONNX, validated against PyTorch, as a model bundle.
 
-The export traces the module with the TorchScript exporter (opset 17) with every
-first axis dynamic (users, pairs, items) and the input/output names of
-:mod:`models.ranker_features`. onnxruntime (CPU) then scores random inputs of
-several batch sizes (1 to 2,048 pairs, users without vectors, items without
-image) and the real validation pairs kept in the checkpoint next to PyTorch; only
-when the largest absolute difference of the logits is within
-:data:`RANKER_TOLERANCE` is the bundle written. Otherwise :class:`ParityError` says
-by how much it failed, and nothing is written.
+The export writes two ONNX graphs, traced with the TorchScript exporter (opset 17),
+every first axis dynamic (users, pairs, items), with the names of
+:mod:`models.ranker_features`:
+
+* the item model (``item_features.onnx``): ``item_vectors`` -> ``item_features``
+  (:meth:`models.ranker.Ranker.item_features`), run by serving once per catalog version;
+* the pair scorer (``ranker.onnx``): :data:`~models.ranker_features.PAIR_INPUT_NAMES`
+  -> ``score`` (:meth:`models.ranker.Ranker.score_pairs`), run once per micro-batch.
+
+onnxruntime (CPU) then runs the two in turn on random inputs of several batch sizes
+(1 to 2,048 pairs, users without vectors, items without image) and on the real
+validation pairs kept in the checkpoint, next to the PyTorch model end to end (its
+training ``forward``); only when the largest absolute difference of the logits (and
+of the item features) is within :data:`RANKER_TOLERANCE` is the bundle written.
+Otherwise :class:`ParityError` says by how much it failed, and nothing is written.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +33,27 @@ import onnx
 import torch
 from numpy.typing import NDArray
 
-from export.bundle import Bundle, version_name, write_bundle
+from export.bundle import ITEM_MODEL_FILE, Bundle, version_name, write_bundle
 from export.encoders import OPSET, ParityError, ParityReport
 from export.training import load_checkpoint
 from models.onnx_session import CPU_PROVIDER, create_session
-from models.ranker import Ranker
-from models.ranker_features import DENSE_FEATURES, INPUT_NAMES, OUTPUT_NAME
+from models.ranker import _EPS, Ranker
+from models.ranker_features import (
+    DENSE_FEATURES,
+    INPUT_NAMES,
+    ITEM_OUTPUT_NAME,
+    OUTPUT_NAME,
+    PAIR_INPUT_NAMES,
+)
 
 __all__ = [
     "RANKER_TOLERANCE",
     "ParityError",
     "export_bundle",
     "export_model_bundle",
+    "export_one_graph_onnx",
     "export_onnx",
+    "item_model_path",
     "random_inputs",
     "validate_parity",
 ]
@@ -51,11 +68,12 @@ RANKER_TOLERANCE = 1e-4
 _DYNAMIC_AXES = {
     "user_vectors": {0: "users"},
     "user_index": {0: "pairs"},
-    "item_vectors": {0: "items"},
+    "item_features": {0: "items"},
     "item_rows": {0: "pairs"},
     "dense": {0: "pairs"},
     OUTPUT_NAME: {0: "pairs"},
 }
+_ITEM_DYNAMIC_AXES = {"item_vectors": {0: "items"}, ITEM_OUTPUT_NAME: {0: "items"}}
 
 Feeds = dict[str, NDArray[Any]]
 
@@ -89,19 +107,96 @@ def random_inputs(model: Ranker, pairs: int, users: int = 4, items: int = 64, se
     }
 
 
-def export_onnx(model: Ranker, out_path: Path) -> None:
-    """Write ``model`` to ``out_path`` as ONNX with dynamic first axes."""
-    example = random_inputs(model, pairs=8)
-    args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
-    model.eval()
+@contextmanager
+def _quiet_export() -> Iterator[None]:
+    """No gradients, and none of the TorchScript exporter's expected warnings."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*Constant folding.*")
+        yield
+
+
+class _ItemModel(torch.nn.Module):
+    """The ranker's item side (:meth:`Ranker.item_features`) as its own graph, written for
+    onnxruntime: the text and image projections and the two squared norms are each one
+    MatMul over the whole item row (block weights, a 0/1 part indicator) instead of column
+    slices, which onnxruntime copies slowly. The same function; the parity check compares it
+    with ``item_features`` and with the model end to end."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        super().__init__()
+        cfg = ranker.config
+        t, r = cfg.text_dim, cfg.rank
+        weight = torch.zeros(cfg.dim, 2 * r)
+        weight[:t, :r] = ranker.text_proj.weight.detach().T
+        parts = torch.zeros(cfg.dim, 2)
+        parts[:t, 0] = 1.0
+        if ranker.image_proj is not None:
+            weight[t:, r:] = ranker.image_proj.weight.detach().T
+            parts[t:, 1] = 1.0
+        self.register_buffer("weight", weight)
+        self.register_buffer("parts", parts)
+        self.rank = r
+
+    def forward(self, item_vectors: torch.Tensor) -> torch.Tensor:
+        r = self.rank
+        proj = item_vectors @ self.weight  # (M, 2r): text, then image
+        norm2 = (item_vectors * item_vectors) @ self.parts  # (M, 2)
+        inv = norm2.clamp_min(_EPS).rsqrt()
+        projected = proj[:, :r] * inv[:, :1] + proj[:, r:] * inv[:, 1:]  # a zero part projects to 0
+        has_image = (norm2[:, 1:] > 1e-12).to(item_vectors.dtype)
+        return torch.cat([projected, has_image], dim=1)
+
+
+class _PairScorer(torch.nn.Module):
+    """The ranker's pair side, reading precomputed item features."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        super().__init__()
+        self.ranker = ranker
+
+    def forward(self, user_vectors: torch.Tensor, user_index: torch.Tensor, item_features: torch.Tensor,
+                item_rows: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        return self.ranker.score_pairs(user_vectors, user_index, item_features, item_rows, dense)
+
+
+def item_model_path(onnx_path: Path) -> Path:
+    """Where :func:`export_onnx` puts the item model next to the pair scorer ``onnx_path``."""
+    return Path(onnx_path).with_name(ITEM_MODEL_FILE)
+
+
+def export_onnx(model: Ranker, out_path: Path) -> None:
+    """Write ``model``'s pair scorer to ``out_path`` and its item model to :func:`item_model_path`,
+    as ONNX with dynamic first axes."""
+    example = random_inputs(model, pairs=8)
+    model.eval()
+    items = torch.from_numpy(example["item_vectors"])
+    with _quiet_export():
+        features = model.item_features(items)
+        args = tuple(features if name == "item_features" else torch.from_numpy(example[name])
+                     for name in PAIR_INPUT_NAMES)
+        torch.onnx.export(_PairScorer(model).eval(), args, str(out_path), dynamo=False, opset_version=OPSET,
+                          input_names=list(PAIR_INPUT_NAMES), output_names=[OUTPUT_NAME],
+                          dynamic_axes=_DYNAMIC_AXES, do_constant_folding=True)
+        torch.onnx.export(_ItemModel(model).eval(), (items,), str(item_model_path(out_path)), dynamo=False,
+                          opset_version=OPSET, input_names=["item_vectors"], output_names=[ITEM_OUTPUT_NAME],
+                          dynamic_axes=_ITEM_DYNAMIC_AXES, do_constant_folding=True)
+
+
+def export_one_graph_onnx(model: Ranker, out_path: Path) -> None:
+    """Write ``model`` as one ONNX graph reading the item matrix itself (``forward``; inputs
+    :data:`~models.ranker_features.INPUT_NAMES`): bundles before the item/pair split, and the
+    baseline ``streamrec bench scoring`` compares the split against."""
+    example = random_inputs(model, pairs=8)
+    args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
+    axes = {**{k: v for k, v in _DYNAMIC_AXES.items() if k != "item_features"}, "item_vectors": {0: "items"}}
+    model.eval()
+    with _quiet_export():
         torch.onnx.export(model, args, str(out_path), dynamo=False, opset_version=OPSET,
                           input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-                          dynamic_axes=_DYNAMIC_AXES, do_constant_folding=True)
+                          dynamic_axes=axes, do_constant_folding=True)
 
 
 def _parity_cases(model: Ranker, sample: Feeds | None) -> list[tuple[str, Feeds]]:
@@ -114,23 +209,32 @@ def _parity_cases(model: Ranker, sample: Feeds | None) -> list[tuple[str, Feeds]
 
 def validate_parity(model: Ranker, onnx_path: Path, sample: Feeds | None = None,
                     tolerance: float = RANKER_TOLERANCE) -> ParityReport:
-    """Compare onnxruntime (CPU) with PyTorch on random and real inputs; raise :class:`ParityError` on mismatch."""
+    """Run the exported item model and pair scorer in turn on onnxruntime (CPU) next to the
+    PyTorch model end to end, on random and real inputs; raise :class:`ParityError` on mismatch."""
     if not tolerance >= 0.0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     started = time.perf_counter()
+    item_path = item_model_path(onnx_path)
     onnx.checker.check_model(str(onnx_path))
+    onnx.checker.check_model(str(item_path))
     session = create_session(onnx_path, [CPU_PROVIDER])
+    item_session = create_session(item_path, [CPU_PROVIDER])
     worst, checked, worst_case = 0.0, 0, ""
     model.eval()
     for name, feeds in _parity_cases(model, sample):
-        (got,) = session.run([OUTPUT_NAME], feeds)
+        (features,) = item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": feeds["item_vectors"]})
+        pair_feeds = {**{k: v for k, v in feeds.items() if k != "item_vectors"}, "item_features": features}
+        (got,) = session.run([OUTPUT_NAME], pair_feeds)
         with torch.no_grad():
             want = model(*(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)).numpy()
-        if got.shape != want.shape:
-            raise ParityError(f"{onnx_path.name}: {name}: output shape {got.shape} != PyTorch {want.shape}")
-        diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-        if not diff <= worst:  # NaN propagates as a failure below
-            worst, worst_case = diff, name
+            want_features = model.item_features(torch.from_numpy(feeds["item_vectors"])).numpy()
+        if got.shape != want.shape or features.shape != want_features.shape:
+            raise ParityError(f"{onnx_path.name}: {name}: output shapes {got.shape}, {features.shape} != "
+                              f"PyTorch {want.shape}, {want_features.shape}")
+        for part, a, b in (("logits", got, want), ("item features", features, want_features)):
+            diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if b.size else 0.0
+            if not diff <= worst:  # NaN propagates as a failure below
+                worst, worst_case = diff, f"{name} ({part})"
         checked += int(want.shape[0])
     if not worst <= tolerance:
         raise ParityError(
@@ -185,6 +289,7 @@ def export_model_bundle(
         export_onnx(model, onnx_path)
         report = validate_parity(model, onnx_path, sample, tolerance)
         inputs, outputs = _io_spec(onnx_path)
+        item_inputs, item_outputs = _io_spec(item_model_path(onnx_path))
         meta = {
             "version": version_name(created_at, str(training.get("fingerprint", "00000000"))),
             "created_at": created_at,
@@ -196,6 +301,7 @@ def export_model_bundle(
             "dense_features": list(DENSE_FEATURES),
             "inputs": inputs,
             "outputs": outputs,
+            "item_model": {"inputs": item_inputs, "outputs": item_outputs},
             "training": training,
             "train_config": train_config or {},
             "metrics": metrics or {},
@@ -203,7 +309,7 @@ def export_model_bundle(
                        "pairs_checked": report.n_checked, "opset": OPSET,
                        "onnxruntime_provider": CPU_PROVIDER},
         }
-        bundle = write_bundle(bundles_root, onnx_path, meta)
+        bundle = write_bundle(bundles_root, onnx_path, meta, item_model_path(onnx_path))
     log.info("exported ranker %s to %s: max |onnx - torch| = %.2e (tolerance %.0e, %d pairs)",
              bundle.version, bundle.path, report.max_abs_diff, tolerance, report.n_checked)
     return bundle, report

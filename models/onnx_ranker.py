@@ -4,11 +4,18 @@ One onnxruntime session per model, with the configured providers (CUDA first, CP
 last; see :mod:`models.onnx_session`). One ``score`` call ranks every candidate
 pair of a micro-batch. Only numpy and onnxruntime are needed here, never torch.
 
-On a GPU provider the call goes through I/O binding: the item matrix is copied to
-the device once and stays there until the catalog changes (the item index's
-version), and only the per-call arrays travel. On the CPU the arrays are handed to
-onnxruntime directly (no copy). ``io_binding=True`` forces the bound path on the CPU
-too, which is how the tests exercise it on machines without a GPU.
+A bundle holds two graphs: the item model turns the item index's matrix into item
+features (``rank + 1`` numbers per item) and the pair scorer ranks pairs from them.
+The item features are computed once per catalog version (the item index's
+``version``; every upsert or delete bumps it) and reused by every micro-batch until
+then, so a pair costs a gather of a few numbers instead of a 512-d item row. (A
+bundle with one graph reading ``item_vectors`` itself is still served as it is.)
+
+On a GPU provider the call goes through I/O binding: the item features are copied
+to the device once and stay there until the catalog changes, and only the per-call
+arrays travel. On the CPU the arrays are handed to onnxruntime directly (no copy).
+``io_binding=True`` forces the bound path on the CPU too, which is how the tests
+exercise it on machines without a GPU.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from models.candidates import Candidates
 from models.onnx_session import CPU_PROVIDER, active_provider, create_session
 from models.ranker_features import (
     INPUT_NAMES,
+    ITEM_MODEL_FILE,
+    ITEM_OUTPUT_NAME,
     OUTPUT_NAME,
+    PAIR_INPUT_NAMES,
     FeatureAssembler,
     RankerInputs,
 )
@@ -46,13 +56,17 @@ class OnnxRanker:
     Parameters
     ----------
     model_path
-        The ``.onnx`` file (inputs :data:`~models.ranker_features.INPUT_NAMES`).
+        The pair scorer (inputs :data:`~models.ranker_features.PAIR_INPUT_NAMES`), or a
+        single graph reading the item matrix (:data:`~models.ranker_features.INPUT_NAMES`).
     version
         Published as ``model_version`` with every list it ranks.
     providers
         onnxruntime providers in order of preference (CPU is always appended).
     io_binding
         None: bind on GPU providers only; True/False: always/never.
+    item_model_path
+        The item model (``item_vectors`` -> ``item_features``) of a pair scorer; by default
+        :data:`~models.ranker_features.ITEM_MODEL_FILE` next to ``model_path`` (a bundle's layout).
     """
 
     def __init__(
@@ -63,15 +77,32 @@ class OnnxRanker:
         *,
         intra_op_threads: int | None = None,
         io_binding: bool | None = None,
+        item_model_path: Path | None = None,
     ) -> None:
         self._version = version
         self.session = create_session(Path(model_path), providers, intra_op_threads=intra_op_threads)
         names = tuple(i.name for i in self.session.get_inputs())
-        if set(names) != set(INPUT_NAMES) or [o.name for o in self.session.get_outputs()] != [OUTPUT_NAME]:
+        outputs = [o.name for o in self.session.get_outputs()]
+        if set(names) not in (set(INPUT_NAMES), set(PAIR_INPUT_NAMES)) or outputs != [OUTPUT_NAME]:
             raise ValueError(
-                f"{model_path} is not a streamrec ranker: inputs {names}, outputs "
-                f"{[o.name for o in self.session.get_outputs()]} (expected {INPUT_NAMES} -> {OUTPUT_NAME})"
+                f"{model_path} is not a streamrec ranker: inputs {names}, outputs {outputs} "
+                f"(expected {PAIR_INPUT_NAMES} or {INPUT_NAMES} -> {OUTPUT_NAME})"
             )
+        self.item_session: ort.InferenceSession | None = None
+        self._item_input = "item_vectors"
+        if set(names) == set(PAIR_INPUT_NAMES):
+            item_model_path = Path(model_path).with_name(ITEM_MODEL_FILE) if item_model_path is None else item_model_path
+            if not Path(item_model_path).is_file():
+                raise ValueError(f"{model_path} scores precomputed item features: its item model "
+                                 f"{item_model_path} is missing")
+            self.item_session = create_session(Path(item_model_path), providers, intra_op_threads=intra_op_threads)
+            item_io = ([i.name for i in self.item_session.get_inputs()],
+                       [o.name for o in self.item_session.get_outputs()])
+            if item_io != (["item_vectors"], [ITEM_OUTPUT_NAME]):
+                raise ValueError(f"{item_model_path} is not a streamrec item model: {item_io}")
+            self._item_input = "item_features"
+        self._features_key: tuple[int, int, int] | None = None
+        self._features: FloatArray | None = None
         self.provider = active_provider(self.session)
         self.device_type = _DEVICE_TYPES.get(self.provider, "cpu")
         self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
@@ -96,22 +127,38 @@ class OnnxRanker:
         return self.run(inputs, context.index.matrix, key=(id(context.index), context.index.version,
                                                            context.index.size)), reasons
 
+    def item_features(self, item_vectors: FloatArray, key: tuple[int, int, int] | None = None) -> FloatArray:
+        """The item model's output for ``item_vectors``, reused while ``key`` (the catalog version) holds."""
+        if self.item_session is None:
+            raise ValueError(f"ranker {self._version} has no item model: it reads item vectors itself")
+        if key is None or key != self._features_key or self._features is None:
+            (out,) = self.item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": np.asarray(item_vectors, np.float32)})
+            self._features = np.asarray(out, np.float32)
+            self._features_key = key
+        return self._features
+
     def run(self, inputs: RankerInputs, item_vectors: FloatArray, key: tuple[int, int, int] | None = None) -> FloatArray:
-        """Run the model on assembled inputs; ``key`` identifies ``item_vectors`` for the device cache."""
+        """Run the model on assembled inputs; ``key`` identifies ``item_vectors`` (the catalog version)
+        for the item-features and device caches (None: nothing is reused)."""
+        items = item_vectors if self.item_session is None else self.item_features(item_vectors, key)
+        return self.run_items(inputs, items, key)
+
+    def run_items(self, inputs: RankerInputs, items: FloatArray, key: tuple[int, int, int] | None = None) -> FloatArray:
+        """Run the pair scorer on precomputed item features (or a one-graph ranker on item vectors)."""
         if not self.io_binding:
-            (out,) = self.session.run([OUTPUT_NAME], inputs.feeds(item_vectors))
+            (out,) = self.session.run([OUTPUT_NAME], inputs.feeds(items, self._item_input))
             return np.asarray(out, np.float32)
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input("item_vectors", self._resident_items(item_vectors, key))
-        for name, value in inputs.feeds(item_vectors).items():
-            if name != "item_vectors":
+        binding.bind_ortvalue_input(self._item_input, self._resident_items(items, key))
+        for name, value in inputs.feeds(items, self._item_input).items():
+            if name != self._item_input:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
         binding.bind_output(OUTPUT_NAME, self.device_type)
         self.session.run_with_iobinding(binding)
         return np.asarray(binding.copy_outputs_to_cpu()[0], np.float32)
 
     def _resident_items(self, item_vectors: FloatArray, key: tuple[int, int, int] | None) -> Any:
-        """The item matrix on the session's device, copied again only when it changed."""
+        """The item matrix (or features) on the session's device, copied again only when it changed."""
         if key is None or key != self._items_key:
             self._items_value = ort.OrtValue.ortvalue_from_numpy(
                 np.ascontiguousarray(item_vectors, np.float32), self.device_type, 0

@@ -16,6 +16,13 @@ the projection scaled by one over the norm), so a pair costs one gathered item r
 two small matrix products and the MLP: about 20k multiply-adds. Hundreds of
 candidates per refresh cost well under a millisecond on one CPU core.
 
+The item side depends on the item alone, so serving splits the model in two
+(:meth:`Ranker.item_features` and :meth:`Ranker.score_pairs`): the item features
+(the projected item and its image mask, ``rank + 1`` numbers) are computed once per
+catalog version, and a pair then costs one gathered row of ``rank + 1`` numbers, the
+cross layer and the MLP, about 10k multiply-adds. :meth:`Ranker.forward` (training)
+is exactly ``score_pairs`` over ``item_features`` of the gathered rows.
+
 >>> import torch
 >>> m = Ranker(dim=6, text_dim=4, n_dense=3, rank=2, hidden=(4,))
 >>> s = m(torch.zeros(2, 3, 6), torch.tensor([0, 1, 1]), torch.eye(6)[:5], torch.tensor([0, 4, 2]), torch.zeros(3, 3))
@@ -117,23 +124,40 @@ class Ranker(nn.Module):
         self, user_vectors: Tensor, user_index: Tensor, item_vectors: Tensor, item_rows: Tensor, dense: Tensor
     ) -> Tensor:
         """One logit per pair, shape ``(N,)``."""
+        features = self.item_features(item_vectors.index_select(0, item_rows))  # (N, r + 1)
+        return self._score(user_vectors, user_index, features, dense)
+
+    def item_features(self, item_vectors: Tensor) -> Tensor:
+        """Per item row: its projection (text part plus image part, each as a unit vector) and
+        its image mask, shape ``(M, rank + 1)``. Serving computes it once per catalog version."""
         t = self.text_dim
-        item = item_vectors.index_select(0, item_rows)  # (N, D)
-        raw_text = item[:, :t]
+        raw_text = item_vectors[:, :t]
         proj_item = self.text_proj(raw_text) * (raw_text * raw_text).sum(-1, keepdim=True).clamp_min(_EPS).rsqrt()
+        if self.image_proj is not None:
+            raw_image = item_vectors[:, t:]
+            image_norm2 = (raw_image * raw_image).sum(-1, keepdim=True)
+            has_image = (image_norm2 > 1e-12).to(item_vectors.dtype)  # (M, 1); a zero image part projects to 0
+            proj_item = proj_item + self.image_proj(raw_image) * image_norm2.clamp_min(_EPS).rsqrt()
+        else:
+            has_image = torch.zeros_like(item_vectors[:, :1])
+        return torch.cat([proj_item, has_image], dim=1)
+
+    def score_pairs(
+        self, user_vectors: Tensor, user_index: Tensor, item_features: Tensor, item_rows: Tensor, dense: Tensor
+    ) -> Tensor:
+        """One logit per pair from precomputed :meth:`item_features` rows, shape ``(N,)``."""
+        return self._score(user_vectors, user_index, item_features.index_select(0, item_rows), dense)
+
+    def _score(self, user_vectors: Tensor, user_index: Tensor, features: Tensor, dense: Tensor) -> Tensor:
+        """Logits of pairs whose item features are already gathered (one row per pair)."""
+        t, r = self.text_dim, self.config.rank
         proj_user = self.text_proj(_unit(user_vectors[:, :, :t]))  # (U, 3, r): per user, before the gather
         if self.image_proj is not None:
-            raw_image = item[:, t:]
-            image_norm2 = (raw_image * raw_image).sum(-1, keepdim=True)
-            has_image = (image_norm2 > 1e-12).to(item.dtype)  # (N, 1); a zero image part projects to 0
-            proj_item = proj_item + self.image_proj(raw_image) * image_norm2.clamp_min(_EPS).rsqrt()
             user_image = self.image_proj(_unit(user_vectors[:, :2, t:]))  # long and short: queries are text
             proj_user = proj_user + nn.functional.pad(user_image, (0, 0, 0, 1))
-        else:
-            has_image = torch.zeros_like(item[:, :1])
-        products = (proj_user.index_select(0, user_index) * proj_item.unsqueeze(1)).flatten(1)  # (N, 3r)
+        products = (proj_user.index_select(0, user_index) * features[:, :r].unsqueeze(1)).flatten(1)  # (N, 3r)
         scaled = (dense - self.dense_mean) / self.dense_std
-        x0 = torch.cat([products, has_image, scaled], dim=1)
+        x0 = torch.cat([products, features[:, r:], scaled], dim=1)
         x = x0
         for layer in self.cross:
             x = x0 * layer(x) + x

@@ -4,7 +4,8 @@ Serving (:mod:`models.onnx_ranker`) and training (:mod:`export.examples`) both c
 :class:`FeatureAssembler`, so the model is trained on exactly the features it is
 served with. Nothing here imports torch.
 
-The model reads five arrays (names fixed, see :data:`INPUT_NAMES`):
+The model reads five arrays (names fixed, see :data:`INPUT_NAMES`; the served pair
+scorer reads ``item_features`` in place of ``item_vectors``, see :data:`PAIR_INPUT_NAMES`):
 
 * ``user_vectors`` ``(U, 3, D)``: each user's long-term, short-term and latest-query
   unit vectors (zeros where the user has none);
@@ -32,6 +33,13 @@ IntArray = NDArray[np.int64]
 
 INPUT_NAMES: tuple[str, ...] = ("user_vectors", "user_index", "item_vectors", "item_rows", "dense")
 OUTPUT_NAME = "score"
+#: Inputs of the served pair scorer: the item matrix is replaced by its precomputed item
+#: features (``(M, rank + 1)``, the output :data:`ITEM_OUTPUT_NAME` of the item model,
+#: whose one input is ``item_vectors``).
+PAIR_INPUT_NAMES: tuple[str, ...] = ("user_vectors", "user_index", "item_features", "item_rows", "dense")
+ITEM_OUTPUT_NAME = "item_features"
+#: File name of the item model next to the pair scorer (in a bundle and in an export folder).
+ITEM_MODEL_FILE = "item_features.onnx"
 
 #: Per-pair dense features, in column order.
 DENSE_FEATURES: tuple[str, ...] = (
@@ -70,12 +78,12 @@ class RankerInputs:
     def __len__(self) -> int:
         return int(self.item_rows.shape[0])
 
-    def feeds(self, item_vectors: FloatArray) -> dict[str, NDArray[np.generic]]:
-        """Named model inputs, with ``item_vectors`` as the item matrix."""
+    def feeds(self, item_vectors: FloatArray, item_input: str = "item_vectors") -> dict[str, NDArray[np.generic]]:
+        """Named model inputs, with ``item_vectors`` (or precomputed item features) as ``item_input``."""
         return {
             "user_vectors": self.user_vectors,
             "user_index": self.user_index,
-            "item_vectors": item_vectors,
+            item_input: item_vectors,
             "item_rows": self.item_rows,
             "dense": self.dense,
         }

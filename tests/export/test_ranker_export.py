@@ -13,6 +13,7 @@ from export.bundle import BundleError, newest_bundle, read_bundle, resolve_bundl
 from export.ranker_export import (
     RANKER_TOLERANCE,
     ParityError,
+    export_one_graph_onnx,
     export_onnx,
     random_inputs,
     validate_parity,
@@ -20,7 +21,12 @@ from export.ranker_export import (
 from models.onnx_ranker import OnnxRanker
 from models.onnx_session import CPU_PROVIDER
 from models.ranker import Ranker
-from models.ranker_features import DENSE_FEATURES, INPUT_NAMES, RankerInputs
+from models.ranker_features import (
+    DENSE_FEATURES,
+    INPUT_NAMES,
+    PAIR_INPUT_NAMES,
+    RankerInputs,
+)
 from tests.export.ranker_logs import tiny_bundle
 
 
@@ -36,8 +42,11 @@ def _inputs(feeds: dict[str, np.ndarray]) -> RankerInputs:
 def test_export_round_trip_matches_pytorch_at_any_batch_size(tmp_path: Path) -> None:
     bundle, model = tiny_bundle(tmp_path, dim=24, text_dim=16, space="space-a")
     meta = json.loads((bundle.path / "bundle.json").read_text())
-    assert [i["name"] for i in meta["inputs"]] == list(INPUT_NAMES)
+    assert [i["name"] for i in meta["inputs"]] == list(PAIR_INPUT_NAMES)
     assert meta["inputs"][1]["shape"] == ["pairs"] and meta["outputs"][0]["shape"] == ["pairs"]  # dynamic axes
+    assert meta["inputs"][2]["shape"] == ["items", 5]  # precomputed item features: rank 4 + the image mask
+    assert meta["item_model"]["inputs"][0] == {"name": "item_vectors", "dtype": "float32", "shape": ["items", 24]}
+    assert bundle.item_model_path is not None and bundle.item_model_path.is_file()
     assert meta["dimensions"] == {"dim": 24, "text_dim": 16, "image_dim": 8, "n_dense": len(DENSE_FEATURES)}
     assert meta["parity"]["max_abs_diff"] <= RANKER_TOLERANCE and meta["embedding_space"] == "space-a"
     ranker = OnnxRanker(bundle.model_path, bundle.version)
@@ -49,6 +58,48 @@ def test_export_round_trip_matches_pytorch_at_any_batch_size(tmp_path: Path) -> 
         np.testing.assert_allclose(got, want, atol=RANKER_TOLERANCE, rtol=0)
         again = bound.run(_inputs(feeds), feeds["item_vectors"], key=(1, pairs, 0))
         np.testing.assert_allclose(again, want, atol=RANKER_TOLERANCE, rtol=0)
+
+
+def test_item_features_are_reused_until_the_catalog_version_changes(tmp_path: Path) -> None:
+    bundle, model = tiny_bundle(tmp_path, dim=24, text_dim=16)
+    ranker = OnnxRanker(bundle.model_path, bundle.version)
+    feeds = random_inputs(model, pairs=300, users=5, items=40, seed=3)
+    first = ranker.item_features(feeds["item_vectors"], key=(1, 7, 40))
+    with torch.no_grad():
+        want = model.item_features(torch.from_numpy(feeds["item_vectors"])).numpy()
+    np.testing.assert_allclose(first, want, atol=RANKER_TOLERANCE, rtol=0)
+    changed = feeds["item_vectors"].copy()
+    changed[:] = changed[::-1]  # another catalog
+    assert ranker.item_features(changed, key=(1, 7, 40)) is first  # same version: not recomputed
+    scores_same_key = ranker.run(_inputs(feeds), changed, key=(1, 7, 40))
+    np.testing.assert_allclose(scores_same_key, _torch_scores(model, feeds), atol=RANKER_TOLERANCE, rtol=0)
+    fresh = ranker.item_features(changed, key=(1, 8, 40))  # the index's version moved: recomputed
+    np.testing.assert_allclose(fresh, want[::-1], atol=RANKER_TOLERANCE, rtol=0)
+    scores = ranker.run(_inputs(feeds), changed, key=(1, 8, 40))
+    np.testing.assert_allclose(scores, _torch_scores(model, {**feeds, "item_vectors": changed}),
+                               atol=RANKER_TOLERANCE, rtol=0)
+
+
+def test_a_one_graph_ranker_reading_item_vectors_is_still_served(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Ranker(dim=24, text_dim=16, rank=4, hidden=(8,)).eval()
+    path = tmp_path / "old.onnx"
+    export_one_graph_onnx(model, path)
+    ranker = OnnxRanker(path, "old")
+    assert ranker.item_session is None
+    feeds = random_inputs(model, pairs=100, users=5, items=40, seed=4)
+    np.testing.assert_allclose(ranker.run(_inputs(feeds), feeds["item_vectors"]), _torch_scores(model, feeds),
+                               atol=RANKER_TOLERANCE, rtol=0)
+
+
+def test_a_pair_scorer_without_its_item_model_is_refused(tmp_path: Path) -> None:
+    bundle, _ = tiny_bundle(tmp_path)
+    assert bundle.item_model_path is not None
+    bundle.item_model_path.unlink()
+    with pytest.raises(ValueError, match="item model .*item_features.onnx is missing"):
+        OnnxRanker(bundle.model_path, bundle.version)
+    with pytest.raises(BundleError, match="item model file item_features.onnx is missing"):
+        read_bundle(bundle.path)
 
 
 def test_a_mismatching_export_fails_with_the_size_of_the_difference(tmp_path: Path) -> None:

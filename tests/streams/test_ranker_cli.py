@@ -78,6 +78,9 @@ def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: P
     assert [r["batch"] for r in data["rows"]] == [1, 64]
     for row in data["rows"]:
         assert row["onnxruntime-cpu"]["candidates_per_s"] > 0 and row["pytorch-eager-cpu"]["candidates_per_s"] > 0
+        assert row["onnxruntime-cpu-one-graph"]["calls"] >= 3 and row["pytorch-eager-cpu-one-graph"]["calls"] >= 3
+    assert data["eager_mode"] == "torch.inference_mode()" and data["item_features_pass"]["items"] == 500
+    assert data["item_features_pass"]["onnxruntime_ms"] > 0 and data["parity_max_abs_diff"] <= 1e-4
     assert data["gpu"].startswith("not measured") and (out / "scoring.png").stat().st_size > 0
     assert "| 64 |" in (out / "scoring.md").read_text()
     res = runner.invoke(main, ["bench", "scoring", "--batches", "0,5"])
