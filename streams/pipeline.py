@@ -131,7 +131,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
     )
     assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
     redis = RedisWriter(
-        create_redis_client(settings.redis_url.get_secret_value()),
+        create_redis_client(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster),
         ttl_s=settings.rec_ttl_s,
         on_written=metrics.latency.observe,
         on_error=metrics.on_redis_error,

