@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -24,6 +24,9 @@ from models.baselines import Baseline
 from models.item_embedding import ItemEmbedder
 from models.ranking import Scorer
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from export.bundle import Bundle
 
 #: Name of the product ranked by a learned ranker in the figures.
 RANKER_NAME = "product+ranker"
@@ -67,8 +70,12 @@ def run_evaluate_command(
     """Run one evaluation and report it; returns the result written as JSON.
 
     With ``model`` (a ranker bundle, or a folder of bundles), the product's candidates
-    are also ranked by that learned ranker at every refresh, reported as ``product+ranker``.
+    are also ranked by that learned ranker at every refresh, reported as ``product+ranker``;
+    ``through_pipeline`` then runs the worker with that bundle, so ``pipeline`` is the
+    deployed ranker, compared with ``product+ranker``.
     """
+    from streams.pipeline import slate_settings
+
     console = console or Console()
     dataset = load_dataset(path, fmt, limit)
     embedder = None
@@ -79,19 +86,22 @@ def run_evaluate_command(
             embedder = load_embedder(settings)
     rankers: dict[str, Scorer] = {}
     ranker_info: dict[str, Any] | None = None
+    bundle: Bundle | None = None
     if model is not None:
-        scorer, ranker_info = _load_ranker(settings, model, dataset, embedder, warmup)
+        scorer, ranker_info, bundle = _load_ranker(settings, model, dataset, embedder, warmup)
         rankers[RANKER_NAME] = scorer
         console.print(ranker_info["note"])
     started = time.time()
     with ExitStack() as stack:
         extra: list[Baseline] = []
+        pipeline = None
         if through_pipeline:
             from streams.pipeline_eval import PipelineEvalError, running_pipeline
 
             try:
                 with console.status("starting a worker and publishing the dataset's catalog..."):
-                    extra.append(stack.enter_context(running_pipeline(settings, dataset, k, batch)))
+                    pipeline = stack.enter_context(running_pipeline(settings, dataset, k, batch, bundle=bundle))
+                    extra.append(pipeline)
             except PipelineEvalError as exc:
                 raise EvaluationError(f"the pipeline could not start: {exc}") from None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -100,11 +110,13 @@ def run_evaluate_command(
             try:
                 figures = evaluate(
                     dataset, embedder, k=k, warmup=warmup, product=product, batch=batch, extra=extra,
-                    rankers=rankers,
+                    rankers=rankers, slate=slate_settings(settings, k), bandit_policy=settings.bandit_policy,
+                    feedback=not through_pipeline,  # the worker gets no impressions: neither does the product then
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
             except RuntimeError as exc:  # PipelineEvalError included
                 raise EvaluationError(f"the evaluation stopped: {exc}") from None
+        pipeline_versions = pipeline.model_versions() if pipeline is not None else None
     result: dict[str, Any] = {
         "dataset": dataset.name,
         "path": str(path),
@@ -128,6 +140,11 @@ def run_evaluate_command(
         result["ranker_minus_blend_hr"] = round(float(figures[RANKER_NAME]["hr"]) - blend_hr, 6)
     if through_pipeline:
         result["pipeline_minus_product_hr"] = round(float(figures["pipeline"]["hr"]) - float(figures["product"]["hr"]), 6)
+        result["pipeline_model_versions"] = pipeline_versions
+        if ranker_info is not None:
+            result["pipeline_minus_ranker_hr"] = round(
+                float(figures["pipeline"]["hr"]) - float(figures[RANKER_NAME]["hr"]), 6
+            )
     _print(console, result)
     if out_dir is not None:
         try:
@@ -144,8 +161,8 @@ def run_evaluate_command(
 
 def _load_ranker(
     settings: Settings, model: Path, dataset: Dataset, embedder: ItemEmbedder | None, warmup: float
-) -> tuple[Scorer, dict[str, Any]]:
-    """The bundle's ranker on onnxruntime, and what it was trained on against this run's warm-up."""
+) -> tuple[Scorer, dict[str, Any], Bundle]:
+    """The bundle's ranker on onnxruntime, what it was trained on against this run's warm-up, and the bundle."""
     from export.bundle import BundleError, resolve_bundle
     from export.examples import fingerprint_events
     from models.onnx_ranker import OnnxRanker
@@ -176,7 +193,7 @@ def _load_ranker(
             "trained_events": used, "warmup_events": n_warm, "same_log": bool(same_data),
             "overlaps_scored_events": bool(same_data and used > n_warm), "note": note,
             "training_metrics": bundle.meta.get("metrics", {})}
-    return scorer, info
+    return scorer, info, bundle
 
 
 def _print(console: Console, result: dict[str, Any]) -> None:
@@ -196,4 +213,11 @@ def _print(console: Console, result: dict[str, Any]) -> None:
                       f"(ranker {result['ranker']['version']} on {result['ranker']['provider']})")
     if "pipeline_minus_product_hr" in result:
         console.print(f"through the pipeline minus in process, HR: {result['pipeline_minus_product_hr']:+.4f}")
+        versions = ", ".join(f"{v or 'none'}: {n}" for v, n in (result["pipeline_model_versions"] or {}).items())
+        console.print(f"lists the worker published, by model_version: {versions}")
+    if "pipeline_minus_ranker_hr" in result:
+        console.print(f"through the pipeline (worker on the bundle) minus in-process ranker, HR: "
+                      f"{result['pipeline_minus_ranker_hr']:+.4f}")
     console.print(markdown_table(result["figures"], k), markup=False, highlight=False)
+    coverage = ", ".join(f"{name} {f['coverage']:.3f}" for name, f in result["figures"].items() if "coverage" in f)
+    console.print(f"catalog coverage (share of items ever in a scored list): {coverage}")

@@ -8,14 +8,22 @@ recommendations topic. ``recommend`` then answers with the list last published
 for the user -- exactly what a shop would have read -- so the streaming system
 itself is what is measured. Fed the same batches, it must agree with the
 in-process :class:`export.prequential.ProductRecommender`.
+
+With a ranker bundle, the worker ranks with that bundle: it is copied into the
+worker's own ranker folder (``STREAMREC_RANKER_DIR``) before the worker starts, the
+run refuses to begin unless the worker reports the bundle's version, and every
+published list's ``model_version`` is counted, so the figures are those of the
+deployed ranker and the report shows it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -25,6 +33,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from agents.refresh import recommendation_from_json
+from export.bundle import Bundle
 from export.datasets import Dataset
 from models.baselines import InteractionLike
 from models.types import ItemId, Timestamp, UserId
@@ -60,6 +69,7 @@ class RecommendationReader:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._latest: dict[UserId, _Published] = {}
+        self._versions: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -102,6 +112,7 @@ class RecommendationReader:
         if not trigger.startswith("e"):
             return
         user = str(rec["user_id"])
+        self._versions[str(rec.get("model_version") or "")] += 1
         n = int(trigger[1:])
         prev = self._latest.get(user)
         if prev is None or n >= prev.trigger:
@@ -124,6 +135,11 @@ class RecommendationReader:
                         f"{len(missing)} users got no refreshed list within {timeout:.0f}s (e.g. {missing[:3]})"
                     )
                 self._cond.wait(min(left, 0.5))
+
+    def model_versions(self) -> dict[str, int]:
+        """How many of the evaluation's published lists each ``model_version`` ranked."""
+        with self._cond:
+            return dict(self._versions)
 
     def latest(self, user_id: UserId) -> list[ItemId]:
         with self._cond:
@@ -174,6 +190,10 @@ class PipelineRecommender:
         """The list last published for ``user_id``, without ``exclude``."""
         return [i for i in self._reader.latest(user_id) if i not in exclude][:k]
 
+    def model_versions(self) -> dict[str, int]:
+        """Published lists per ``model_version`` so far (the ranker the figures measure)."""
+        return self._reader.model_versions()
+
     def close(self) -> None:
         self._producer.close()
 
@@ -201,22 +221,31 @@ def eval_settings(settings: Settings, k: int, batch: int) -> Settings:
 
 @contextmanager
 def running_pipeline(
-    settings: Settings, dataset: Dataset, k: int, batch: int, *, log_dir: Path | None = None, timeout: float = 120.0
+    settings: Settings, dataset: Dataset, k: int, batch: int, *, log_dir: Path | None = None, timeout: float = 120.0,
+    bundle: Bundle | None = None,
 ) -> Iterator[PipelineRecommender]:
     """A worker (on the embedded broker and Redis unless addresses are set) with
-    ``dataset``'s items in its catalog, as a :class:`PipelineRecommender`."""
+    ``dataset``'s items in its catalog, as a :class:`PipelineRecommender`; with ``bundle``,
+    the worker ranks with that ranker bundle (and refuses to start otherwise)."""
     work = log_dir or Path(tempfile.mkdtemp(prefix="streamrec-eval-"))
     with ExitStack() as stack:
         resolved = stack.enter_context(resolve_addresses(settings))
         s = eval_settings(resolved, k, batch).model_copy(
             update={"web_port": find_free_port(), "data_dir": work / "worker"}
         )
+        if bundle is not None:
+            s = s.model_copy(update={"ranker_dir": worker_ranker_dir(bundle, work / "rankers"), "ranker_poll_s": 0.0})
         ensure_topics(s)
         worker = stack.enter_context(WorkerProcess(s, work / "worker.log"))
         reader = RecommendationReader(s).start()
         stack.callback(reader.stop)
         try:
-            worker.wait_ready(timeout=600)
+            status = worker.wait_ready(timeout=600)
+            if bundle is not None and status.get("model_version") != bundle.version:
+                raise PipelineEvalError(
+                    f"the worker ranks with {status.get('model_version')!r}, not the bundle {bundle.version} "
+                    f"({bundle.path}); its log says:\n{worker.log_tail(20)}"
+                )
             publish_catalog(s, dataset)
             worker.wait_ready(min_items=len(dataset.item_ids()), timeout=600)
         except WorkerFailed as exc:
@@ -224,6 +253,14 @@ def running_pipeline(
         rec = PipelineRecommender(s, worker, reader, timeout=timeout)
         stack.callback(rec.close)
         yield rec
+
+
+def worker_ranker_dir(bundle: Bundle, root: Path) -> Path:
+    """A ranker folder under ``root`` holding a copy of ``bundle`` alone, so it is the newest there."""
+    if root.exists():
+        raise PipelineEvalError(f"{root} already exists; give the evaluation a fresh work folder")
+    shutil.copytree(bundle.path, root / bundle.path.name)
+    return root
 
 
 def publish_catalog(settings: Settings, dataset: Dataset) -> None:

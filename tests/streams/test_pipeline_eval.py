@@ -61,3 +61,32 @@ def test_through_the_pipeline_agrees_with_in_process(settings: Settings, tmp_pat
     saved = json.loads((tmp_path / "out" / "shop.json").read_text())
     assert saved["figures"]["pipeline"]["n"] == pipeline["n"]
     assert (tmp_path / "out" / "shop.png").stat().st_size > 1000
+
+
+def test_through_the_pipeline_with_a_bundle_runs_the_worker_on_that_bundle(settings: Settings, tmp_path: Path) -> None:
+    from export.bundle import newest_bundle
+    from tests.export.ranker_logs import tiny_bundle
+
+    log = write_log(tmp_path / "shop.jsonl", n_users=12)
+    bundles = tmp_path / "bundles"
+    # An older and a newer bundle in the folder: --model names the older one explicitly,
+    # so the worker must rank with exactly that one, not the newest it could find.
+    dim = 384 + settings.image_embedding_dim  # MiniLM text + image projection
+    chosen, _ = tiny_bundle(bundles, dim=dim, text_dim=384, seed=1, created_at=1_767_000_000.0)
+    newer, _ = tiny_bundle(bundles, dim=dim, text_dim=384, seed=2, created_at=1_767_000_100.0)
+    assert newest_bundle(bundles).version == newer.version != chosen.version  # type: ignore[union-attr]
+    result = run_evaluate_command(
+        settings, log, "jsonl", k=3, warmup=0.25, batch=8, through_pipeline=True, model=chosen.path
+    )
+    figures = result["figures"]
+    ranker, pipeline = figures["product+ranker"], figures["pipeline"]
+    assert ranker["n"] == pipeline["n"] > 0
+    # Every list the worker published during the evaluation carries the bundle's version.
+    versions = result["pipeline_model_versions"]
+    assert set(versions) == {chosen.version} and versions[chosen.version] >= pipeline["n"]
+    assert result["ranker"]["version"] == chosen.version
+    # The worker ranks with the same model as the in-process ranker: their hits agree
+    # (a tie or a late item-stats update may flip an event or two).
+    hits = {name: round(fig["hr"] * fig["n"]) for name, fig in (("ranker", ranker), ("pipeline", pipeline))}
+    assert abs(hits["pipeline"] - hits["ranker"]) <= 2, (hits, figures)
+    assert result["pipeline_minus_ranker_hr"] == round(pipeline["hr"] - ranker["hr"], 6)
