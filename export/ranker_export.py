@@ -37,7 +37,7 @@ from export.bundle import ITEM_MODEL_FILE, Bundle, version_name, write_bundle
 from export.encoders import OPSET, ParityError, ParityReport
 from export.training import load_checkpoint
 from models.onnx_session import CPU_PROVIDER, create_session
-from models.ranker import _EPS, Ranker
+from models.ranker import _EPS, Ranker, _unit
 from models.ranker_features import (
     DENSE_FEATURES,
     INPUT_NAMES,
@@ -151,15 +151,49 @@ class _ItemModel(torch.nn.Module):
 
 
 class _PairScorer(torch.nn.Module):
-    """The ranker's pair side, reading precomputed item features."""
+    """The ranker's pair side (:meth:`Ranker.score_pairs`) as a graph written for onnxruntime.
+
+    The same function, with fewer and plainer nodes: the gathered item features are
+    spread to the ``3r + 1`` product columns (three copies of the projection, then the
+    image mask) by one MatMul with a 0/1 matrix, and multiplied by the gathered user
+    row (its three projections, then a 1), so the products and the mask come out as
+    one ``(N, 3r + 1)`` block with no broadcast, reshape or slice; the dense scaling
+    is one multiply-add with folded constants; the first cross layer's ``+ x0`` is
+    folded into its bias (``x0 * (W x0 + b) + x0 = x0 * (W x0 + b + 1)``). The parity
+    check compares it with the PyTorch model end to end.
+    """
 
     def __init__(self, ranker: Ranker) -> None:
         super().__init__()
         self.ranker = ranker
+        r = ranker.config.rank
+        spread = torch.zeros(r + 1, 3 * r + 1)
+        for k in range(3):
+            spread[torch.arange(r), k * r + torch.arange(r)] = 1.0
+        spread[r, 3 * r] = 1.0
+        self.register_buffer("spread", spread)
+        self.register_buffer("scale", 1.0 / ranker.dense_std.detach())
+        self.register_buffer("shift", -ranker.dense_mean.detach() / ranker.dense_std.detach())
+        first = ranker.cross[0] if len(ranker.cross) else None
+        self.register_buffer("first_bias", (first.bias.detach() + 1.0) if first is not None else torch.zeros(0))
 
     def forward(self, user_vectors: torch.Tensor, user_index: torch.Tensor, item_features: torch.Tensor,
                 item_rows: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        return self.ranker.score_pairs(user_vectors, user_index, item_features, item_rows, dense)
+        m = self.ranker
+        t = m.text_dim
+        proj_user = m.text_proj(_unit(user_vectors[:, :, :t]))  # (U, 3, r)
+        if m.image_proj is not None:
+            proj_user = proj_user + torch.nn.functional.pad(m.image_proj(_unit(user_vectors[:, :2, t:])), (0, 0, 0, 1))
+        user_row = torch.nn.functional.pad(proj_user.flatten(1), (0, 1), value=1.0)  # (U, 3r + 1)
+        head = user_row.index_select(0, user_index) * (item_features.index_select(0, item_rows) @ self.spread)
+        x0 = torch.cat([head, dense * self.scale + self.shift], dim=1)
+        x = x0
+        for i, layer in enumerate(m.cross):
+            if i == 0:
+                x = x0 * torch.nn.functional.linear(x0, layer.weight, self.first_bias)
+            else:
+                x = x0 * layer(x) + x
+        return m.mlp(x).squeeze(-1)
 
 
 def item_model_path(onnx_path: Path) -> Path:
