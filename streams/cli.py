@@ -462,6 +462,43 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
     click.echo(f"wrote {out / 'scoring.json'}, {out / 'scoring.md'} and {out / 'scoring.png'}")
 
 
+@bench.command("rank")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=200.0, show_default=True,
+              help="rank requests per second, open loop")
+@click.option("--items", type=click.IntRange(min=1), default=100, show_default=True, help="items per request")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="measured time (after --warmup)")
+@click.option("--warmup", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="seconds of requests sent first and not counted")
+@click.option("--event-rate", type=click.FloatRange(min=0, min_open=True), default=2000.0, show_default=True,
+              help="click events per second offered to the stream meanwhile")
+@click.option("--users", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="users of the events and of the requests")
+@click.option("--query-share", type=click.FloatRange(min=0, max=1), default=0.0, show_default=True,
+              help="share of requests that carry a search query (embedded by the worker)")
+@click.option("--broker", help="Kafka host:port[,host:port] (default: STREAMREC_KAFKA_BOOTSTRAP_SERVERS, else embedded)")
+@click.option("--redis", "redis_url", help="redis://[:password@]host:port/db (default: STREAMREC_REDIS_URL, else embedded)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/rank"),
+              show_default=True, help="folder for rank.json and the logs")
+@click.option("--seed", default=7, show_default=True)
+def bench_rank(rate: float, items: int, seconds: float, warmup: float, event_rate: float, users: int,
+               query_share: float, broker: str | None, redis_url: str | None, out: Path, seed: int) -> None:
+    """Latency of POST /v1/rank (p50/p99) while the event stream runs, on one worker."""
+    from streams.bench.preflight import BenchError
+    from streams.bench.rank import RankBenchConfig, run_rank_bench
+
+    s = _settings(kafka_bootstrap_servers=broker, redis_url=redis_url)
+    _check_partial_addresses(s)
+    config = RankBenchConfig(rate=rate, items=items, seconds=seconds, warmup_s=warmup, event_rate=event_rate,
+                             users=users, query_share=query_share, out=out, seed=seed)
+    command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "rank"] else "streamrec bench rank"
+    try:
+        run_rank_bench(s, config, click.echo, command=command)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out / 'rank.json'}")
+
+
 def markdown_of(results: dict[str, object]) -> str:
     """The scoring bench's Markdown table."""
     from streams.bench.scoring import markdown
