@@ -1,13 +1,18 @@
-"""catalog.items -> item embeddings on the compacted item-vector topic.
+"""catalog.items -> item embeddings on the compacted item-vector topic, and ``similar:{item_id}``.
 
 Each upsert is embedded once (text, plus image when it has one) by whichever
-worker owns its partition; every worker loads the result into its index.
+worker owns its partition; every worker loads the result into its index. The same
+worker then refreshes, in Redis, the nearest-item lists the batch can change: those
+of the changed items and of their nearest items (one matrix product over the catalog
+with the batch applied), and deletes the lists of deleted items.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +20,8 @@ import numpy as np
 from agents.dead_letter import decode_batch
 from models.image_preprocess import decode_image
 from models.item_embedding import item_text
+from models.similar_items import affected_items, catalog_view, nearest_items
+from models.types import ItemId, Vector
 from streams.images import ImageUnavailable, load_image_bytes
 from streams.internal import ItemVector
 from streams.records import ItemEvent
@@ -47,6 +54,34 @@ def embed_items(p: Pipeline, items: list[ItemEvent]) -> list[ItemVector]:
     ]
 
 
+def similar_payload(item_id: ItemId, items: list[tuple[ItemId, float]], space: str) -> bytes:
+    """The JSON of ``similar:{item_id}``.
+
+    >>> similar_payload("a", [("b", 0.9)], "s1")[:58]
+    b'{"item_id":"a","items":[{"item_id":"b","score":0.9}],"embe'
+    """
+    return json.dumps({
+        "item_id": item_id, "items": [{"item_id": i, "score": s} for i, s in items],
+        "embedding_space": space, "generated_at": time.time(),
+    }, separators=(",", ":")).encode()
+
+
+def publish_similar(p: Pipeline, upserts: dict[ItemId, Vector], deleted: list[ItemId]) -> int:
+    """Queue the ``similar:{item_id}`` lists a catalog batch changes; returns how many were queued."""
+    k = p.settings.similar_k
+    if k <= 0 or not (upserts or deleted):
+        return 0
+    index = p.recommender.index
+    before, after = catalog_view(index), catalog_view(index, upserts, deleted)
+    targets = affected_items(before, after, [*upserts, *deleted], k)
+    for item_id, items in zip(targets, nearest_items(after, targets, k), strict=True):
+        p.redis.put(p.settings.similar_key(item_id), similar_payload(item_id, items, p.embedder.version), None,
+                    expire=False)
+    for item_id in deleted:
+        p.redis.delete(p.settings.similar_key(item_id))
+    return len(targets)
+
+
 def register(p: Pipeline) -> None:
     """Attach the catalog agent."""
 
@@ -60,9 +95,10 @@ def register(p: Pipeline) -> None:
             for rec in latest.values():
                 if rec.deleted:
                     await p.topics.item_vectors.send(key=rec.item_id.encode(), value=None)
-            if upserts:
-                vectors = await loop.run_in_executor(None, embed_items, p, upserts)
-                for iv in vectors:
-                    await p.topics.item_vectors.send(key=iv.item_id.encode(), value=iv.to_bytes())
+            vectors = await loop.run_in_executor(None, embed_items, p, upserts) if upserts else []
+            for iv in vectors:
+                await p.topics.item_vectors.send(key=iv.item_id.encode(), value=iv.to_bytes())
+            publish_similar(p, {iv.item_id: iv.vector for iv in vectors},
+                            [r.item_id for r in latest.values() if r.deleted])
             log.debug("catalog batch: %d events, %d upserts", len(events), len(upserts))
 

@@ -84,6 +84,9 @@ async def refresh_users(
         delivery = cast("asyncio.Future[Any]", await producer.send(topic, uid.encode(), payload, None, None, None))
         delivery.add_done_callback(p.on_delivery)
         p.redis.put(p.settings.rec_key(uid), payload, ts)
+    from agents.surfaces import publish_surfaces  # the other surfaces' lists, rec:{surface}:{user_id}
+
+    await publish_surfaces(p, triggers, states)
     p.metrics.refreshes.inc(len(batch))
     p.metrics.redis_pending.set(p.redis.pending)
 

@@ -106,13 +106,18 @@ def _trend(rec: Recommender, per_source: int) -> FloatArray:
     return trend
 
 
-def _covisit(rec: Recommender, contexts: Sequence[UserContext], user: IntArray, row: IntArray) -> FloatArray:
-    """Co-visitation score of each (user, row) pair, as the refresh path computes it."""
+def _covisit(
+    rec: Recommender, contexts: Sequence[UserContext], user: IntArray, row: IntArray, per_source: int
+) -> FloatArray:
+    """Co-visitation score of each (user, row) pair, as the refresh path computes it: the
+    user's best ``per_source`` neighbours (plus as many as the user has blocked items) carry
+    their score, the others 0."""
     out = np.zeros(user.shape[0], np.float32)
     cov = rec.covisitation
     if user.shape[0] == 0 or len(cov) == 0 or not any(c.recent for c in contexts):
         return out
-    cu, crow, cscore = cov.scores_for_many([c.recent for c in contexts], max(len(cov), 1))
+    wanted = np.array([per_source + len(c.recent) + len(c.bought) for c in contexts], np.int64)
+    cu, crow, cscore = cov.scores_for_many([c.recent for c in contexts], wanted)
     if cu.shape[0] == 0:
         return out
     distinct, inverse = np.unique(crow, return_inverse=True)
@@ -149,7 +154,8 @@ def _main_source(c: Candidates) -> IntArray:
 
 
 def pair_candidates(
-    rec: Recommender, contexts: Sequence[UserContext], user: IntArray, row: IntArray, trend: FloatArray
+    rec: Recommender, contexts: Sequence[UserContext], user: IntArray, row: IntArray, trend: FloatArray,
+    per_source: int = 100,
 ) -> Candidates:
     """Features of given (user, row) pairs, as :func:`~models.candidates.generate_candidates` gives them."""
     index = rec.index
@@ -178,7 +184,7 @@ def pair_candidates(
         conf_long=conf[user, 0],
         conf_short=conf[user, 1],
         conf_query=conf[user, 2],
-        covisit=_covisit(rec, contexts, user, row),
+        covisit=_covisit(rec, contexts, user, row, per_source),
         trending=trend[row],
     )
     return replace(c, source=_main_source(c))
@@ -227,7 +233,7 @@ def rerank(rec: Recommender, requests: Sequence[RankRequest], per_source: int = 
         which = np.flatnonzero(personalised)
         contexts = [_user_context(rec, requests[int(i)]) for i in which]
         local = np.searchsorted(which, user[scored])  # request index -> position among personalised ones
-        cands = pair_candidates(rec, contexts, local, row[scored], trend)
+        cands = pair_candidates(rec, contexts, local, row[scored], trend, per_source)
         now = np.array([float(requests[int(i)].now) for i in which], np.float64)
         activity = rec.trending if isinstance(rec.trending, ItemActivity) else None
         s, reasons = rec.scorer.score(cands, ScoringContext(contexts, now, index, activity))

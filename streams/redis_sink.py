@@ -46,7 +46,8 @@ class RedisWriter:
         self._max_backoff = max_backoff_s
         self._on_written = on_written
         self._on_error = on_error
-        self._pending: dict[str, tuple[bytes | None, float]] = {}
+        #: key -> (value or None for a deletion, trigger time or None, expire after the TTL)
+        self._pending: dict[str, tuple[bytes | None, float | None, bool]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -56,15 +57,19 @@ class RedisWriter:
         """Keys not yet written."""
         return len(self._pending)
 
-    def put(self, key: str, value: bytes, trigger_ts: float) -> None:
-        """Queue a write (replacing any queued value of the same key)."""
-        self._pending[key] = (value, trigger_ts)
+    def put(self, key: str, value: bytes, trigger_ts: float | None, expire: bool = True) -> None:
+        """Queue a write (replacing any queued value of the same key).
+
+        ``trigger_ts`` (the event the value answers) is reported to ``on_written`` once
+        written; None reports nothing. ``expire=False`` writes the key with no TTL.
+        """
+        self._pending[key] = (value, trigger_ts, expire)
         self._idle.clear()
         self._wakeup.set()
 
     def delete(self, key: str) -> None:
         """Queue the deletion of ``key`` (replacing any queued write of it)."""
-        self._pending[key] = (None, 0.0)
+        self._pending[key] = (None, None, False)
         self._idle.clear()
         self._wakeup.set()
 
@@ -87,11 +92,11 @@ class RedisWriter:
                 batch = {k: self._pending.pop(k) for k in keys}
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
-                        for key, (value, _) in batch.items():
+                        for key, (value, _, expire) in batch.items():
                             if value is None:
                                 pipe.delete(key)
                             else:
-                                pipe.set(key, value, ex=self._ttl)
+                                pipe.set(key, value, ex=self._ttl if expire else None)
                         await pipe.execute()
                 except (RedisError, RedisClusterException, OSError) as exc:
                     for key, item in batch.items():
@@ -105,8 +110,8 @@ class RedisWriter:
                 backoff = 0.05
                 if self._on_written:
                     now = time.time()
-                    for value, trigger_ts in batch.values():
-                        if value is not None:
+                    for value, trigger_ts, _ in batch.values():
+                        if value is not None and trigger_ts is not None:
                             self._on_written(now - trigger_ts)
             self._idle.set()
 

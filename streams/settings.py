@@ -126,6 +126,9 @@ class Settings(BaseSettings):
         description='serving surfaces by name, JSON, e.g. {"home": {}, "search": {"top_k": 20, '
         '"sources": ["search", "interest"], "filter": {"in_stock": true}}}; "home" is always published',
     )
+    similar_k: int = Field(
+        default=20, ge=0, le=500, description="nearest items kept per item at similar:{item_id} (0: none)"
+    )
     rank_max_items: int = Field(default=1000, ge=1, le=100_000, description="most items in one /v1/rank request")
     rank_max_batch: int = Field(default=100, ge=1, description="most requests in one /v1/rank/batch call")
     redis_cluster: bool = Field(
@@ -222,6 +225,10 @@ class Settings(BaseSettings):
 
         if "home" not in self.surfaces:
             raise ValueError('STREAMREC_SURFACES must include "home" (the list at rec:{user_id})')
+        home = self.surfaces["home"]
+        if home.filter or home.sources != SurfaceSettings().sources or home.top_k not in (None, self.top_k):
+            raise ValueError('surface "home" is the refresh\'s main list: leave its sources, filter and top_k unset '
+                             "(its length is STREAMREC_TOP_K); configure another surface for a different mix")
         for name, surface in self.surfaces.items():
             if not name or not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"surface name {name!r} must be letters, digits, - or _")
