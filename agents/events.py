@@ -1,6 +1,6 @@
-"""events.clicks + events.searches -> user state -> refreshed recommendations.
+"""events.clicks + events.searches + events.impressions -> user state -> refreshed recommendations.
 
-One agent consumes both input topics (co-partitioned by user_id). Events are
+One agent consumes the three input topics (co-partitioned by user_id). Events are
 gathered for ``refresh_debounce_s``: every user touched in that window has their
 state read and written once (one changelog record) and gets exactly one refresh,
 all users of the window scored in one vectorised call. Offsets are acknowledged
@@ -8,7 +8,13 @@ only after the batch's recommendations are published.
 
 Each user's state decides, through :class:`~models.user_guard.UserGuard`, whether an
 event may change it: a redelivered event (same event_id) or one past the user's rate
-limit changes nothing and is counted. A forget request (see :mod:`agents.forget`) erases
+limit changes nothing and is counted.
+
+Impressions and clicks carrying a request_id are joined per user (see
+:func:`models.state_updates.apply_feedback`): rewards update the user's bandit policy
+and shown-without-click counts in the same state record, and new items' impressions
+and clicks go to the item-stats topic so every worker's new-item statistics see them.
+An impression changes no interest and triggers no refresh. A forget request (see :mod:`agents.forget`) erases
 the user; their events of the same micro-batch that came before it are dropped with them.
 """
 
@@ -21,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from agents.dead_letter import decode_batch, send_to_dlq
 from agents.forget import erase_users, is_forget
 from agents.refresh import refresh_users
-from models.state_updates import apply_events
+from models.state_updates import apply_events, apply_feedback
 from models.user_guard import UserGuard
 from streams.internal import StatsDelta
-from streams.records import ClickEvent, SearchEvent
+from streams.records import ClickEvent, ImpressionEvent, SearchEvent
 from streams.user_table import save_states
 from streams.validation import InvalidEvent
 
@@ -57,7 +63,8 @@ def register(p: Pipeline) -> None:
         async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
             limits = p.limits()
             click_events = [e for e in batch if e.message.topic == s.topic_clicks]
-            search_events = [e for e in batch if e.message.topic != s.topic_clicks]
+            search_events = [e for e in batch if e.message.topic == s.topic_searches]
+            impression_events = [e for e in batch if e.message.topic == s.topic_impressions]
             forgets: dict[str, tuple[int, int, float]] = {}  # user -> (partition, offset, broker timestamp)
             if any(e.value is None for e in click_events):
                 kept = []
@@ -74,6 +81,7 @@ def register(p: Pipeline) -> None:
                 await erase_users(p, {u: f[0] for u, f in forgets.items()}, "forget")
                 click_events = [e for e in click_events if not _before_forget(e, forgets, s.topic_clicks)]
                 search_events = [e for e in search_events if not _before_forget(e, forgets, s.topic_clicks)]
+                impression_events = [e for e in impression_events if not _before_forget(e, forgets, s.topic_clicks)]
             clicks = []
             partition_of: dict[str, int] = {}  # the user's events' partition: where its state belongs
             for ev, click in await decode_batch(p, click_events, ClickEvent, limits, key_field="user_id"):
@@ -86,8 +94,12 @@ def register(p: Pipeline) -> None:
             for ev, q in await decode_batch(p, search_events, SearchEvent, limits, key_field="user_id"):
                 searches.append(q)
                 partition_of[q.user_id] = ev.message.partition
+            impressions = []
+            for ev, imp in await decode_batch(p, impression_events, ImpressionEvent, limits, key_field="user_id"):
+                impressions.append(imp)
+                partition_of.setdefault(imp.user_id, ev.message.partition)
             vectors = await loop.run_in_executor(None, p.embedder.embed_queries, [q.query for q in searches]) if searches else []
-            touched = {c.user_id for _, c in clicks} | {q.user_id for q in searches}
+            touched = {c.user_id for _, c in clicks} | {q.user_id for q in searches} | {i.user_id for i in impressions}
             if not touched:
                 continue
             states = {uid: p.load_user(uid) for uid in touched}
@@ -101,12 +113,15 @@ def register(p: Pipeline) -> None:
                 p.metrics.guarded.labels("rate_limited").inc(fx.rate_limited)
             if fx.expired:
                 p.metrics.forgotten.labels("ttl").inc(fx.expired)
+            fb = apply_feedback(states, impressions, [c for _, c in clicks], rec.user_bandit, searches)
+            shown = [(i, n) for i, n in fb.shown.items() if i in rec.fresh]
+            clicked = [(i, n) for i, n in fb.clicked.items() if i in rec.fresh]
+            if fx.pairs or fx.counts or shown or clicked:
+                await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts, shown, clicked).to_bytes())
+            await refresh_users(p, fx.triggers, states)  # remembers each published slate in its user's state
             await save_states(
                 p.users, p.app.producer, {uid: st.to_bytes() for uid, st in states.items()}, partition_of, lost_state
             )
-            if fx.pairs or fx.counts:
-                await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts).to_bytes())
-            await refresh_users(p, fx.triggers, states)
 
 
 def _before_forget(event: Any, forgets: dict[str, tuple[int, int, float]], clicks_topic: str) -> bool:

@@ -1,10 +1,14 @@
-"""Every worker's item-side state: the item index, co-visitation and trending.
+"""Every worker's item-side state: the item index, co-visitation, trending and new items.
 
 A background task reads *all* partitions of the compacted item-vector topic and
 of the item-stats topic from the beginning (no consumer group: each worker needs
 the whole catalog), applies them to the recommender, and then follows both
 topics. ``pipeline.items_ready`` is set once it has caught up with what was
 there at start, so no agent ranks or validates item ids against half a catalog.
+
+Every item-vector record registers its item with the new-item statistics
+(``recommender.fresh``) at the record's timestamp, which is the same for every
+worker that reads it; impressions and clicks from item-stats deltas update them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[t
             rec.index.delete(item_id)
             rec.covisitation.forget(item_id)
             rec.trending.forget(item_id)
+            rec.fresh.remove(item_id)
             return
         iv = ItemVector.from_bytes(record.value)
         if iv.space != p.embedder.version or iv.vector.shape != (rec.index.dim,):
@@ -40,12 +45,17 @@ def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[t
                 iv.item_id, iv.space, p.embedder.version,
             )
             return
+        rec.fresh.add(iv.item_id, record.timestamp / 1000.0)  # the log's time: the same on every worker
         rec.index.upsert(iv.item_id, iv.vector, iv.category, iv.price, iv.title, in_stock=iv.in_stock)
     else:
         delta = StatsDelta.from_bytes(record.value)
         rec.covisitation.learn_many(delta.pairs)
         for item_id, weight, ts in delta.counts:
             rec.trending.learn_one(item_id, weight, ts)
+        for item_id, n in delta.shown:
+            rec.fresh.learn_shown(item_id, n)
+        for item_id, n in delta.clicked:
+            rec.fresh.learn_one(item_id, 1, n)
 
 
 async def follow_item_state(p: Pipeline) -> None:

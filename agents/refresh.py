@@ -7,7 +7,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from models.interest import UserState
@@ -18,6 +19,7 @@ from streams.records import Recommendation
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
 
+#: The policy of lists ranked without exploration.
 POLICY = "greedy"
 
 
@@ -27,66 +29,94 @@ _RECOMMENDATION_NS = {"ns": Recommendation._options.namespace}
 def recommendation_payload(
     user_id: UserId,
     trigger: tuple[Timestamp, str | None],
-    items: list[ScoredItem],
+    items: Sequence[ScoredItem],
     model_version: str,
     policy: str = POLICY,
     surface: str = "home",
     request_id: str | None = None,
+    bundles: Mapping[str, list[str]] | None = None,
 ) -> bytes:
     """The JSON of one refresh, as :class:`~streams.records.Recommendation` reads it.
 
     Built directly (not through the Faust record) because it is on the hot path.
-    ``request_id`` defaults to a fresh UUID.
+    ``request_id`` defaults to a fresh UUID. Every item carries its ``source`` and
+    the ``propensity`` it was chosen with; ``bundles`` maps listed items to their
+    "frequently bought together" items.
 
-    >>> raw = recommendation_payload("u1", (1.5, "e1"), [ScoredItem("i1", 0.5, "search")], "blend-1")
+    >>> raw = recommendation_payload("u1", (1.5, "e1"), [ScoredItem("i1", 0.5, "search", 0.25)], "blend-1",
+    ...                              bundles={"i1": ["i7"]})
     >>> rec = Recommendation.loads(raw)
-    >>> rec.user_id, rec.items[0].item_id, rec.items[0].source, rec.trigger_ts
-    ('u1', 'i1', 'search', 1.5)
+    >>> rec.user_id, rec.items[0].item_id, rec.items[0].source, rec.items[0].propensity, rec.trigger_ts, rec.bundles
+    ('u1', 'i1', 'search', 0.25, 1.5, {'i1': ['i7']})
     """
     return json.dumps(
         {
             "user_id": user_id,
             "request_id": request_id or uuid.uuid4().hex,
-            "items": [{"item_id": i, "score": sc, "source": src} for i, sc, src in items],
+            "items": [{"item_id": x.item_id, "score": x.score, "source": x.source, "propensity": x.propensity}
+                      for x in items],
             "model_version": model_version,
             "policy": policy,
             "generated_at": time.time(),
             "trigger_ts": trigger[0],
             "surface": surface,
             "trigger_event_id": trigger[1],
+            "bundles": dict(bundles or {}),
             "__faust": _RECOMMENDATION_NS,
         },
         separators=(",", ":"),
     ).encode()
 
 
+def bundle_payload(item_id: str, items: list[str]) -> bytes:
+    """The JSON of ``bundle:{item_id}`` in Redis.
+
+    >>> bundle_payload("a", ["b", "c"])
+    b'{"item_id":"a","items":["b","c"]}'
+    """
+    return json.dumps({"item_id": item_id, "items": items}, separators=(",", ":")).encode()
+
+
 async def refresh_users(
-    p: Pipeline, triggers: Mapping[UserId, tuple[Timestamp, str | None]], states: Mapping[UserId, UserState]
+    p: Pipeline, triggers: Mapping[UserId, tuple[Timestamp, str | None]], states: MutableMapping[UserId, UserState]
 ) -> None:
     """Recompute and publish the lists of ``triggers``' users (one scoring call for all).
 
     Lists go straight to the Kafka producer (not through Faust's per-message
     channel machinery); Faust flushes that producer before it commits offsets, so a
-    list is delivered before the events that caused it count as processed.
+    list is delivered before the events that caused it count as processed. Each
+    published slate is remembered in its user's bandit record in ``states`` (the
+    caller saves them), so impressions of it can be joined with how each item was
+    chosen. The listed items' bundles go into each list and to Redis ``bundle:{item_id}``.
     """
     if not triggers:
         return
     batch = [(uid, states[uid], ts) for uid, (ts, _) in triggers.items()]
+    rec = p.recommender
     t0 = time.perf_counter()
-    lists = p.recommender.recommend(batch)
+    lists = rec.recommend(batch)
     p.metrics.scoring_seconds.observe(time.perf_counter() - t0)
     p.metrics.scoring_batch.observe(len(batch))
-    version = p.recommender.model_version
+    version = rec.model_version
+    policy = rec.policy_name
+    bundles = rec.bundles([x.item_id for items in lists for x in items])
     producer, topic = p.app.producer, p.settings.topic_recommendations
     batch_id = uuid.uuid4().hex[:24]
-    for n, ((uid, _, ts), items) in enumerate(zip(batch, lists)):
-        payload = recommendation_payload(uid, triggers[uid], items, version, request_id=f"{batch_id}{n:08x}")
+    for n, ((uid, state, ts), items) in enumerate(zip(batch, lists)):
+        request_id = f"{batch_id}{n:08x}"
+        own = {x.item_id: bundles[x.item_id] for x in items if x.item_id in bundles}
+        payload = recommendation_payload(uid, triggers[uid], items, version, policy, request_id=request_id, bundles=own)
         delivery = cast("asyncio.Future[Any]", await producer.send(topic, uid.encode(), payload, None, None, None))
         delivery.add_done_callback(p.on_delivery)
         p.redis.put(p.settings.rec_key(uid), payload, ts)
-    from agents.surfaces import publish_surfaces  # the other surfaces' lists, rec:{surface}:{user_id}
-
-    await publish_surfaces(p, triggers, states)
+        if items:
+            bandit = rec.user_bandit(uid, state)
+            bandit.published(request_id, [x.item_id for x in items], [x.source for x in items],
+                             [x.propensity for x in items], ts)
+            states[uid] = replace(state, bandit=bandit.to_json())
+    if p.bundles is not None:
+        for item_id, items in bundles.items():
+            p.bundles.put(p.settings.bundle_key(item_id), bundle_payload(item_id, items), 0.0)
     p.metrics.refreshes.inc(len(batch))
     p.metrics.redis_pending.set(p.redis.pending)
 
@@ -101,6 +131,13 @@ def register(p: Pipeline) -> None:
     @p.app.task
     async def redis_writer() -> None:
         await p.redis.run()
+
+    bundles = p.bundles
+    if bundles is not None:
+
+        @p.app.task
+        async def bundle_writer() -> None:
+            await bundles.run()
 
     @p.app.on_before_shutdown.connect
     async def drain_redis(app: Any, **kwargs: Any) -> None:

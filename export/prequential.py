@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +48,8 @@ from models.item_index import ItemIndex
 from models.metrics import MetricAccumulator, rank_of
 from models.ranking import Scorer
 from models.recommender import RankingBatch, Recommender
-from models.state_updates import apply_events
+from models.slate import SlateSettings
+from models.state_updates import apply_events, apply_feedback
 from models.types import ItemId, Timestamp, UserId, Vector
 
 Progress = Callable[[int, int], None]
@@ -63,6 +64,17 @@ class _Click:
     kind: str
     ts: float
     session_id: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class _Impression:
+    """The ImpressionEvent shape :func:`models.state_updates.apply_feedback` reads."""
+
+    request_id: str
+    user_id: str
+    item_ids: list[str]
+    ts: float
 
 
 class BatchLearner(Protocol):
@@ -94,6 +106,13 @@ class ProductRecommender:
     scorer for :func:`run_prequential`. ``on_refresh`` sees every refresh's
     candidates before they are scored (training examples are built from it).
 
+    With ``slate`` settings the lists are built as the worker builds them (MMR,
+    category cap, exploration slots picked by each user's ``bandit_policy``). With
+    ``feedback`` the loop is closed as the site closes it: every list counts as shown
+    when it is published, and a user's next event on an item of their current list is
+    a click on it (carrying the list's request id), so the policies learn as in the
+    worker; without, the policies keep their prior (as a worker that gets no impressions).
+
     ``item_vectors`` fills the item index (inserted in an order shuffled by ``seed``,
     so the ranker's last tie-break, the item row, is a fixed random order). Items
     met in the stream without a vector get a zero vector: only co-visitation and
@@ -117,6 +136,9 @@ class ProductRecommender:
         scorer: Scorer | None = None,
         extra_scorers: Mapping[str, Scorer] | None = None,
         on_refresh: Callable[[RankingBatch], None] | None = None,
+        slate: SlateSettings | None = None,
+        bandit_policy: str = "thompson",
+        feedback: bool = True,
     ) -> None:
         ids = list(item_vectors)
         if dim is None:
@@ -138,6 +160,8 @@ class ProductRecommender:
             top_k=k,
             per_source=per_source,
             exclude_recent=history_size,
+            slate=slate,
+            bandit_policy=bandit_policy,
         )
         self.states: dict[UserId, UserState] = {}
         self.live: dict[UserId, list[ItemId]] = {}
@@ -147,6 +171,9 @@ class ProductRecommender:
         self.extra_live: dict[str, dict[UserId, list[ItemId]]] = {n: {} for n in self.extra_scorers}
         self.on_refresh = on_refresh
         self._pending: list[tuple[str, _Click]] = []
+        self._impressions: list[_Impression] = []
+        self._request: dict[UserId, str] = {}  # the request id of each user's current list
+        self.feedback = feedback
         self._n_events = 0
 
     @classmethod
@@ -174,7 +201,8 @@ class ProductRecommender:
         """Queue one event for the current micro-batch."""
         if ev.item_id not in self.recommender.index:
             self.recommender.index.upsert(ev.item_id, np.zeros(self.dim, np.float32))
-        self._pending.append((str(self._n_events), _Click(ev.user_id, ev.item_id, ev.kind, ev.ts)))
+        request_id = self._request.get(ev.user_id) if ev.item_id in self.live.get(ev.user_id, ()) else None
+        self._pending.append((str(self._n_events), _Click(ev.user_id, ev.item_id, ev.kind, ev.ts, None, request_id)))
         self._n_events += 1
 
     def end_batch(self) -> None:
@@ -184,7 +212,9 @@ class ProductRecommender:
             return
         rec = self.recommender
         fx = apply_events(self.states, self._pending, [], rec.index, rec.learner)
-        self._pending = []
+        if rec.slate is not None:
+            apply_feedback(self.states, self._impressions, [c for _, c in self._pending], rec.user_bandit)
+        self._pending, self._impressions = [], []
         batch = [(uid, self.states[uid], ts) for uid, (ts, _) in fx.triggers.items()]
         ranking = rec.candidates(batch)
         if ranking is not None and self.on_refresh is not None:
@@ -194,9 +224,25 @@ class ProductRecommender:
             lists = rec.rank(ranking, scorer) if ranking is not None else [[] for _ in batch]
             for (uid, _, _), items in zip(batch, lists, strict=True):
                 live[uid] = [s.item_id for s in items]
+            if live is self.live and rec.slate is not None and self.feedback:
+                self._publish(batch, lists)
         rec.covisitation.learn_many(fx.pairs)
         for item_id, weight, ts in fx.counts:
             rec.trending.learn_one(item_id, weight, ts)
+
+    def _publish(self, batch: Sequence[tuple[UserId, UserState, Timestamp]], lists: Sequence[Sequence[Any]]) -> None:
+        """Remember each published slate in its user's bandit record and queue its impression."""
+        rec = self.recommender
+        for (uid, _, ts), items in zip(batch, lists, strict=True):
+            if not items:
+                continue
+            request_id = f"r{self._n_events}-{uid}"
+            bandit = rec.user_bandit(uid, self.states[uid])
+            bandit.published(request_id, [x.item_id for x in items], [x.source for x in items],
+                             [x.propensity for x in items], ts)
+            self.states[uid] = replace(self.states[uid], bandit=bandit.to_json())
+            self._request[uid] = request_id
+            self._impressions.append(_Impression(request_id, uid, [x.item_id for x in items], ts))
 
     def recommend(
         self, user_id: UserId, k: int, exclude: set[ItemId], now: Timestamp | None = None
@@ -244,7 +290,8 @@ def run_prequential(
     method (:class:`BatchLearner`) get it after every ``batch`` events.
 
     Returns, per recommender name: ``hr``, ``mrr``, ``ndcg`` (at ``k``), ``n`` (scored
-    events), ``repeats``, ``seconds`` (time spent in its own calls) and ``curve``:
+    events), ``coverage`` (share of the stream's items ever in a scored list), ``repeats``,
+    ``seconds`` (time spent in its own calls) and ``curve``:
     ``[events replayed, HR@k over the preceding window of scored events]`` pairs.
     ``progress(done, total)`` is called every ``progress_every`` events and at the end.
     """
@@ -265,6 +312,7 @@ def run_prequential(
     seconds = dict.fromkeys(names, 0.0)
     batchers = [r for r in recommenders if callable(getattr(r, "end_batch", None))]
     seen: dict[UserId, set[ItemId]] = {}
+    listed: dict[str, set[ItemId]] = {name: set() for name in names}
     repeats = 0
     for t, ev in enumerate(events):
         history = seen.setdefault(ev.user_id, set())
@@ -279,6 +327,7 @@ def run_prequential(
                 if len(ranked) > k or len(set(ranked)) != len(ranked) or not history.isdisjoint(ranked):
                     raise ValueError(f"{rec.name} returned an invalid top-{k} list: {ranked}")
                 rank = rank_of(ev.item_id, ranked)
+                listed[rec.name].update(ranked)
                 accs[rec.name].add(rank)
                 hits[rec.name].append(rank is not None)
         for rec in recommenders:
@@ -293,9 +342,11 @@ def run_prequential(
                 seconds[rec.name] += time.perf_counter() - start
         if progress is not None and ((t + 1) % progress_every == 0 or t + 1 == len(events)):
             progress(t + 1, len(events))
+    n_items = len({ev.item_id for ev in events}) or 1
     return {
         name: {
             **accs[name].summary(),
+            "coverage": round(len(listed[name]) / n_items, 4),
             "repeats": repeats,
             "seconds": round(seconds[name], 3),
             "curve": hit_rate_curve(positions, hits[name], curve_points),
@@ -343,15 +394,21 @@ def evaluate(
     progress: Progress | None = None,
     extra: Sequence[Baseline] = (),
     rankers: Mapping[str, Scorer] | None = None,
+    slate: SlateSettings | None = None,
+    bandit_policy: str = "thompson",
+    feedback: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """The baselines and, with ``product``, streamrec's own ranking (plus ``extra``
     recommenders, e.g. the live pipeline), over ``dataset`` in one pass.
 
     ``rankers`` (name -> scorer, e.g. a learned ranker) rank the product's own
-    candidates at every refresh next to its blend, each reported under its name."""
+    candidates at every refresh next to its blend, each reported under its name. ``slate``
+    and ``bandit_policy`` build the product's lists as the worker does, with simulated
+    ``feedback`` (see :class:`ProductRecommender`); without, they are the plain top-K."""
     recommenders: list[Baseline | ProductRecommender | ScorerView] = [*baselines(seed)]
     if product:
-        prod = ProductRecommender.for_dataset(dataset, embedder, seed=seed, k=k, extra_scorers=rankers)
+        prod = ProductRecommender.for_dataset(dataset, embedder, seed=seed, k=k, extra_scorers=rankers, slate=slate,
+                                              bandit_policy=bandit_policy, feedback=feedback)
         recommenders += [prod, *prod.views()]
     elif rankers:
         raise ValueError("rankers rank the product's candidates: they need product=True")

@@ -173,6 +173,17 @@ class RiverPolicy:
         """Number of ``pull`` calls so far."""
         return self._decisions
 
+    def at_decision(self, n: int) -> None:
+        """Make the next ``pull`` (and ``propensities``) decision number ``n``.
+
+        A caller that does not store the policy after each decision numbers its
+        decisions itself (e.g. by the user's event count), so a replay of the same
+        events makes the same choices and different events do not repeat one draw.
+        """
+        if n < 0:
+            raise ValueError(f"decision numbers are not negative (got {n})")
+        self._decisions = int(n)
+
     # -- acting and learning --------------------------------------------------------
 
     def _check(self, arms: Sequence[ArmId]) -> list[ArmId]:

@@ -90,6 +90,8 @@ class UserState:
     #: Rate-limit token bucket: tokens left and the event time they were counted at.
     rl_tokens: float = 0.0
     rl_ts: Timestamp = 0.0
+    #: The user's online bandit record as JSON (:class:`models.user_bandit.UserBandit`; "" for none yet).
+    bandit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the changelog-backed table."""
@@ -104,6 +106,7 @@ class UserState:
             "n_events": self.n_events,
             "seen": list(self.seen),
             "rl": [self.rl_tokens, self.rl_ts],
+            "bandit": self.bandit,
         }
 
     def to_bytes(self) -> bytes:
@@ -131,6 +134,7 @@ class UserState:
                 "n_events": self.n_events,
                 "ns": len(self.seen),
                 "rl": [self.rl_tokens, self.rl_ts],
+                **({"b": self.bandit} if self.bandit else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -167,6 +171,7 @@ class UserState:
             seen=seen,
             rl_tokens=float(rl_tokens),
             rl_ts=float(rl_ts),
+            bandit=str(h.get("b", "")),  # states written before the field existed have none
             **means,
         )
 
@@ -186,6 +191,7 @@ class UserState:
             seen=tuple(int(x) for x in d.get("seen") or ()),
             rl_tokens=float((d.get("rl") or (0.0, 0.0))[0]),
             rl_ts=float((d.get("rl") or (0.0, 0.0))[1]),
+            bandit=str(d.get("bandit") or ""),
         )
 
 

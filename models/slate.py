@@ -145,6 +145,8 @@ class SlateBuilder:
         policies: Sequence[Policy | None] | None = None,
         fresh: FreshItems | None = None,
         row_of: dict[str, int] | None = None,
+        tiebreak: NDArray[np.floating] | None = None,
+        now: float | None = None,
     ) -> list[list[SlateItem]]:
         """Every user's slate, best first.
 
@@ -152,7 +154,11 @@ class SlateBuilder:
         category code, -1 for none). ``bought`` is (user, row) pairs never to show;
         ``shown`` is (user, row, impressions without a click). ``policies[u]`` picks
         the exploration source for user ``u`` (None: no exploration slot). ``fresh``
-        and ``row_of`` (item id to row) fill the fresh slots.
+        and ``row_of`` (item id to row) fill the fresh slots, with the items fresh at
+        ``now``. ``tiebreak`` (one value per pair, e.g. popularity) orders pairs of
+        equal relevance, higher first, then the item row. Slots reserved for
+        exploration or fresh items that find none are filled by MMR, so a user with
+        enough candidates always gets ``k`` items.
         """
         s = self.settings
         n_rows = embeddings.shape[0]
@@ -164,9 +170,10 @@ class SlateBuilder:
             keep &= ~np.isin(keys, bought_keys)
         p = ScoredPairs(pairs.user[keep], pairs.row[keep], pairs.score[keep], pairs.source[keep])
         rel = self.relevance(p, n_users, n_rows, shown)
+        tie = np.zeros(rel.shape[0]) if tiebreak is None else np.asarray(tiebreak, np.float64)[keep]
 
         # The ``pool`` most relevant candidates of each user, padded to one (users, pool) block.
-        order = np.lexsort((p.row, -rel, p.user))
+        order = np.lexsort((p.row, -tie, -rel, p.user))
         u_sorted = p.user[order]
         starts = np.searchsorted(u_sorted, np.arange(n_users))
         rank = np.arange(order.shape[0]) - starts[u_sorted]
@@ -211,15 +218,21 @@ class SlateBuilder:
 
         n_explore = s.explore_slots if policies is not None else 0
         n_fresh = s.fresh_slots if fresh is not None and row_of is not None else 0
-        for _ in range(max(0, s.k - n_explore - n_fresh)):
+        def mmr_round(need: NDArray[np.bool_]) -> bool:
             value = mmr()
             j = np.argmax(value, axis=1)
-            ok = np.isfinite(value[users, j])
+            ok = np.isfinite(value[users, j]) & need
             if not ok.any():
-                break
+                return False
             choose(users[ok], j[ok])
             for u, jj in zip(users[ok].tolist(), j[ok].tolist(), strict=True):
                 picks[u].append(SlateItem(int(rows[u, jj]), round(float(score_p[u, jj]), 6), self._source(src_p[u, jj]), 1.0))
+            return True
+
+        everyone = np.ones(n_users, bool)
+        for _ in range(max(0, s.k - n_explore - n_fresh)):
+            if not mmr_round(everyone):
+                break
 
         extras: list[list[SlateItem]] = [[] for _ in range(n_users)]
         for _ in range(n_explore):
@@ -246,12 +259,18 @@ class SlateBuilder:
             blocked: dict[int, set[int]] = {}
             for bu, br in zip(*(bought if bought is not None else (np.zeros(0, np.int64),) * 2)):
                 blocked.setdefault(int(bu), set()).add(int(br))
-            ids_by_row = {r: i for i, r in row_of.items()}
+            pool = [(row_of[i], i) for i in fresh.fresh(now) if i in row_of]  # one ordering for the batch
             for u in range(n_users):
-                exclude = {ids_by_row[r] for r in blocked.get(u, set()) | {x.row for x in picks[u] + extras[u]} if r in ids_by_row}
-                for item_id, prop in fresh.pick(n_fresh, exclude):
-                    if item_id in row_of:
-                        extras[u].append(SlateItem(row_of[item_id], 0.0, FRESH, prop))
+                if not pool:
+                    break
+                skip = blocked.get(u, set()) | {x.row for x in picks[u] + extras[u]}
+                for r, _ in [x for x in pool if x[0] not in skip][:n_fresh]:
+                    extras[u].append(SlateItem(r, 0.0, FRESH, 1.0))
+                    chosen[u] |= valid[u] & (rows[u] == r)  # never picked again as a candidate
+        for _ in range(n_explore + n_fresh):  # reserved slots nothing filled go back to MMR
+            need = np.array([len(picks[u]) + len(extras[u]) < s.k for u in range(n_users)], bool)
+            if not need.any() or not mmr_round(need):
+                break
         return [self._place(picks[u], extras[u]) for u in range(n_users)]
 
     def _source(self, index: int) -> str:

@@ -1,20 +1,22 @@
-"""Applying a micro-batch of interactions and searches to users' states.
+"""Applying a micro-batch of interactions, searches and impressions to users' states.
 
 Pure functions over plain values: the events agent loads the touched users'
-states, calls :func:`apply_events`, writes the states back and publishes the
-co-visitation/trending increments it returns.
+states, calls :func:`apply_events` (interests) and :func:`apply_feedback` (bandit
+rewards from impressions and clicks on request_id), writes the states back and
+publishes the co-visitation/trending/impression increments they return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.types import ItemId, Timestamp, UserId, Vector
+from models.user_bandit import UserBandit
 from models.user_guard import Admission, UserGuard
 
 
@@ -118,3 +120,87 @@ def apply_events(
     for user_id, adm in admissions.items():
         states[user_id] = adm.close(states[user_id])
     return fx
+
+
+class Impression(Protocol):
+    """What the site showed (ImpressionEvent has this shape)."""
+
+    request_id: str
+    user_id: str
+    item_ids: list[str]
+    ts: float
+
+
+@dataclass
+class FeedbackEffects:
+    """What a batch's feedback changed beyond the users' bandit records."""
+
+    #: Impressions and clicks (rewards of 1) per item, for the items' shared statistics.
+    shown: dict[ItemId, int] = field(default_factory=dict)
+    clicked: dict[ItemId, int] = field(default_factory=dict)
+    rewards: int = 0
+    impressions: int = 0
+
+
+def apply_feedback(
+    states: dict[UserId, UserState],
+    impressions: Sequence[Impression],
+    interactions: Sequence[Interaction],
+    bandit_of: Callable[[UserId, UserState], UserBandit],
+    searches: Sequence[Search] = (),
+) -> FeedbackEffects:
+    """Join a batch's impressions with its clicks carrying a request_id, per user, in event-time
+    order, and update each touched user's bandit record in ``states`` (in place).
+
+    ``interactions`` whose ``request_id`` is set are clicks on a published list; every event
+    (searches and interactions without a request_id too) moves its user's event time, so
+    windows that ended give their 0 rewards. ``bandit_of(user_id, state)`` reads a user's
+    record. Only newly seen impressions count in ``shown`` (a redelivery changes nothing).
+
+    >>> from models.user_bandit import UserBandit
+    >>> class I:
+    ...     request_id, user_id, item_ids, ts = "r1", "u", ["a", "b"], 1.0
+    >>> class C:
+    ...     user_id, item_id, kind, ts, session_id, request_id = "u", "b", "click", 2.0, None, "r1"
+    >>> states = {"u": UserState()}
+    >>> fx = apply_feedback(states, [I(), I()], [C()], lambda u, s: UserBandit.from_json(s.bandit, "thompson"))
+    >>> fx.shown, fx.clicked, fx.impressions
+    ({'a': 1, 'b': 1}, {'b': 1}, 1)
+    """
+    fx = FeedbackEffects()
+    timeline: list[tuple[float, int, object]] = [(float(i.ts), 0, i) for i in impressions]
+    timeline += [(float(c.ts), 1, c) for c in interactions]
+    timeline += [(float(q.ts), 1, q) for q in searches]
+    timeline.sort(key=lambda t: (t[0], t[1]))
+    feedback_users = {i.user_id for i in impressions} | {c.user_id for c in interactions if _request_id(c)}
+    bandits: dict[UserId, UserBandit] = {}
+    for ts, kind, ev in timeline:
+        user_id: UserId = ev.user_id  # type: ignore[attr-defined]
+        if user_id not in feedback_users and not states.get(user_id, UserState()).bandit:
+            continue  # no feedback and nothing pending: nothing to move
+        b = bandits.get(user_id)
+        if b is None:
+            b = bandits[user_id] = bandit_of(user_id, states.get(user_id) or UserState())
+        if kind == 0:
+            imp: Impression = ev  # type: ignore[assignment]
+            rewards, new = b.impression(imp.request_id, imp.item_ids, ts)
+            if new:
+                fx.impressions += 1
+                for item_id in dict.fromkeys(imp.item_ids):
+                    fx.shown[item_id] = fx.shown.get(item_id, 0) + 1
+        elif (request_id := _request_id(ev)) is not None:
+            rewards = b.click(request_id, ev.item_id, ts)  # type: ignore[attr-defined]
+        else:
+            rewards = b.advance(ts)
+        for r in rewards:
+            fx.rewards += 1
+            if r.reward:
+                fx.clicked[r.item_id] = fx.clicked.get(r.item_id, 0) + 1
+    for user_id, b in bandits.items():
+        states[user_id] = replace(states.get(user_id) or UserState(), bandit=b.to_json())
+    return fx
+
+
+def _request_id(ev: object) -> str | None:
+    rid = getattr(ev, "request_id", None)
+    return str(rid) if rid else None

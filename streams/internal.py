@@ -3,9 +3,10 @@
 - ``streamrec.item-vectors`` (compacted, keyed by item_id): :class:`ItemVector`; a
   tombstone (null value) deletes the item.
 - ``streamrec.item-stats``: :class:`StatsDelta`, one per processed click batch, the
-  co-visitation and trending increments every worker applies.
+  co-visitation and trending increments every worker applies, and the impressions
+  and clicks (rewards of 1) of shown items, which feed every worker's new-item statistics.
 
->>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)])
+>>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)], shown=[("a", 3)], clicked=[("a", 1)])
 >>> StatsDelta.from_bytes(d.to_bytes()) == d
 True
 """
@@ -62,13 +63,20 @@ class ItemVector:
 
 @dataclass(frozen=True)
 class StatsDelta:
-    """Co-visitation pairs (a, b, weight) and trending counts (item, weight, ts)."""
+    """Co-visitation pairs (a, b, weight), trending counts (item, weight, ts), and
+    impressions and clicks on shown items (item, n); deltas written before the last two
+    existed have none."""
 
     pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
+    shown: list[tuple[ItemId, int]] = field(default_factory=list)
+    clicked: list[tuple[ItemId, int]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"pairs": self.pairs, "counts": self.counts}).encode()
+        d: dict[str, object] = {"pairs": self.pairs, "counts": self.counts}
+        if self.shown or self.clicked:
+            d.update(shown=self.shown, clicked=self.clicked)
+        return json.dumps(d).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> StatsDelta:
@@ -76,4 +84,6 @@ class StatsDelta:
         return cls(
             pairs=[(str(a), str(b), float(w)) for a, b, w in d.get("pairs", [])],
             counts=[(str(i), float(w), float(ts)) for i, w, ts in d.get("counts", [])],
+            shown=[(str(i), int(n)) for i, n in d.get("shown", [])],
+            clicked=[(str(i), int(n)) for i, n in d.get("clicked", [])],
         )

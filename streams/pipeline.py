@@ -14,11 +14,13 @@ from typing import Any
 import faust
 
 from models.covisitation import CoVisitation
+from models.fresh_items import FreshItems
 from models.interest import KIND_WEIGHTS, InterestLearner, UserState
 from models.item_activity import ItemActivity
 from models.item_embedding import ItemEmbedder
 from models.item_index import ItemIndex
 from models.recommender import Recommender
+from models.slate import SlateSettings
 from streams.faust_app import StreamrecApp, create_app
 from streams.metrics import Metrics
 from streams.model_loading import RankerUnavailable, load_ranker
@@ -34,7 +36,7 @@ class Topics:
     """The Faust topic objects of one app (all raw bytes; records are decoded by the agents)."""
 
     catalog: faust.TopicT
-    events: faust.TopicT  # clicks and searches, consumed together
+    events: faust.TopicT  # clicks, searches and impressions, consumed together
     recommendations: faust.TopicT
     dlq: faust.TopicT
     item_vectors: faust.TopicT
@@ -55,6 +57,8 @@ class Pipeline:
     metrics: Metrics
     redis: RedisWriter
     items_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Writes the "frequently bought together" keys (bundle:{item_id}), apart from the lists' latency.
+    bundles: RedisWriter | None = None
 
     def load_user(self, user_id: str) -> UserState:
         """A user's state from the table (a fresh state for a new user)."""
@@ -83,11 +87,20 @@ def _topics(app: StreamrecApp, s: Settings) -> Topics:
 
     return Topics(
         catalog=t(s.topic_catalog, partitions=s.catalog_partitions),
-        events=t(s.topic_clicks, s.topic_searches, partitions=s.partitions),
+        events=t(s.topic_clicks, s.topic_searches, s.topic_impressions, partitions=s.partitions),
         recommendations=t(s.topic_recommendations, partitions=s.partitions),
         dlq=t(s.topic_dlq, partitions=s.dlq_partitions),
         item_vectors=t(s.topic_item_vectors, partitions=s.catalog_partitions),
         item_stats=t(s.topic_item_stats, partitions=1),
+    )
+
+
+def slate_settings(settings: Settings, k: int | None = None) -> SlateSettings:
+    """The slate builder's settings from the worker's settings (``k``: list length, default top_k)."""
+    return SlateSettings(
+        k=k or settings.top_k, mmr_lambda=settings.mmr_lambda, category_cap=settings.category_cap,
+        pool=settings.slate_pool, freq_free=settings.freq_free, freq_decay=settings.freq_decay,
+        explore_slots=settings.explore_slots, fresh_slots=settings.fresh_slots,
     )
 
 
@@ -128,6 +141,11 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         top_k=settings.top_k,
         per_source=settings.candidates_per_source,
         exclude_recent=settings.exclude_recent,
+        slate=slate_settings(settings),
+        bandit_policy=settings.bandit_policy,
+        feedback_window_s=settings.feedback_window_s,
+        fresh=FreshItems(settings.fresh_informed_after, max_age_s=settings.fresh_max_age_s),
+        bundle_size=settings.bundle_size,
     )
     assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
     redis = RedisWriter(
@@ -145,6 +163,11 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         recommender=recommender,
         metrics=metrics,
         redis=redis,
+        bundles=RedisWriter(
+            create_redis_client(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster),
+            ttl_s=settings.rec_ttl_s,
+            on_error=metrics.on_redis_error,
+        ),
     )
     register_all(pipeline)
     from agents import model_swap

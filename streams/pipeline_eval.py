@@ -242,9 +242,10 @@ def running_pipeline(
         try:
             status = worker.wait_ready(timeout=600)
             if bundle is not None and status.get("model_version") != bundle.version:
+                said = [line for line in worker.log_tail(2000).splitlines() if "ranker" in line][-5:]
                 raise PipelineEvalError(
                     f"the worker ranks with {status.get('model_version')!r}, not the bundle {bundle.version} "
-                    f"({bundle.path}); its log says:\n{worker.log_tail(20)}"
+                    f"({bundle.path}); its log says:\n" + "\n".join(said or ["(nothing about the ranker)"])
                 )
             publish_catalog(s, dataset)
             worker.wait_ready(min_items=len(dataset.item_ids()), timeout=600)

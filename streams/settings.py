@@ -179,6 +179,22 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="how often a worker erases expired user states from its partitions"
     )
 
+    # --- Exploration, slates and feedback (see models/slate.py, models/user_bandit.py) ---
+    bandit_policy: Literal["thompson", "ucb", "linucb", "epsilon_greedy", "random"] = Field(
+        default="thompson", description="each user's policy over candidate sources for the exploration slots"
+    )
+    explore_slots: int = Field(default=1, ge=0, description="items per list whose source the bandit picks (0: greedy)")
+    fresh_slots: int = Field(default=1, ge=0, description="items per list for new catalog items not yet informed")
+    mmr_lambda: float = Field(default=0.9, ge=0, le=1, description="MMR: relevance weight against similarity (1: off)")
+    category_cap: int = Field(default=0, ge=0, description="most items of one category per list (0: no cap)")
+    slate_pool: int = Field(default=50, ge=1, description="most relevant candidates per user the slate is built from")
+    freq_free: int = Field(default=2, ge=0, description="impressions without a click before an item is down-weighted")
+    freq_decay: float = Field(default=0.5, gt=0, le=1, description="relevance factor per further unclicked impression")
+    feedback_window_s: float = Field(default=1800.0, gt=0, description="a click within this long after its impression is a reward of 1")
+    fresh_informed_after: int = Field(default=20, ge=1, description="impressions after which a new item is no longer fresh")
+    fresh_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="a new item stops being fresh this long after it arrived")
+    bundle_size: int = Field(default=3, ge=0, description='"frequently bought together" items per item (0: none)')
+
     # --- Worker ----------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
@@ -304,3 +320,11 @@ class Settings(BaseSettings):
         """
         topics = {name: f"{getattr(self, name)}.{tag}" for name in type(self).model_fields if name.startswith("topic_")}
         return self.model_copy(update={**topics, "app_id": f"{self.app_id}-{tag}", "redis_key_prefix": f"{tag}:"})
+
+    def bundle_key(self, item_id: str) -> str:
+        """Redis key of an item's "frequently bought together" items.
+
+        >>> Settings().bundle_key("i1")
+        'bundle:i1'
+        """
+        return f"{self.redis_key_prefix}bundle:{item_id}"

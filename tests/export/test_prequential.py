@@ -63,7 +63,8 @@ def test_target_never_wins_a_tie(make) -> None:  # type: ignore[no-untyped-def]
 def test_all_recommenders_see_the_same_stream() -> None:
     res = run_prequential(STREAM, [Popularity(), CoVisitationBaseline(), RecencyPopularity(10.0)], k=2)
     assert {r["n"] for r in res.values()} == {4}
-    assert set(res["popularity"]) == {"hr", "mrr", "ndcg", "n", "repeats", "seconds", "curve"}
+    assert set(res["popularity"]) == {"hr", "mrr", "ndcg", "n", "coverage", "repeats", "seconds", "curve"}
+    assert 0.0 < res["popularity"]["coverage"] <= 1.0
     with pytest.raises(ValueError, match="unique"):
         run_prequential(STREAM, [Popularity(), Popularity()])
 

@@ -7,6 +7,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from export.datasets import read_jsonl
 from streams.evaluate_command import run_evaluate_command
 from streams.settings import Settings
@@ -90,3 +92,18 @@ def test_through_the_pipeline_with_a_bundle_runs_the_worker_on_that_bundle(setti
     hits = {name: round(fig["hr"] * fig["n"]) for name, fig in (("ranker", ranker), ("pipeline", pipeline))}
     assert abs(hits["pipeline"] - hits["ranker"]) <= 2, (hits, figures)
     assert result["pipeline_minus_ranker_hr"] == round(pipeline["hr"] - ranker["hr"], 6)
+
+
+def test_a_bundle_the_worker_refuses_stops_the_run_with_the_reason(settings: Settings, tmp_path: Path) -> None:
+    from streams.evaluate_command import ZERO_DIM, EvaluationError
+    from tests.export.ranker_logs import tiny_bundle
+
+    # No item texts: in process the items get ZERO_DIM-d zero vectors, so a bundle of that
+    # size fits there; the worker embeds every item (MiniLM + image), so it refuses it.
+    lines = [json.loads(x) for x in write_log(tmp_path / "full.jsonl", n_users=6).read_text().splitlines()]
+    log = tmp_path / "no-text.jsonl"
+    log.write_text("\n".join(json.dumps(x) for x in lines if "user_id" in x) + "\n")
+    bundle, _ = tiny_bundle(tmp_path / "bundles", dim=ZERO_DIM, text_dim=6)
+    with pytest.raises(EvaluationError, match=f"(?s)not the bundle {bundle.version}.*expects {ZERO_DIM}-d item vectors"):
+        run_evaluate_command(settings, log, "jsonl", k=3, warmup=0.25, batch=8, through_pipeline=True,
+                             model=bundle.path)
