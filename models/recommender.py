@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.bandit import DEFAULT_POLICY, Policy
+from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.covisitation import CoVisitation
 from models.fresh_items import FreshItems
 from models.interest import InterestLearner, UserState
@@ -229,7 +229,7 @@ class Recommender:
                 if explore:
                     bandit.policy.at_decision(state.n_events)
                     policies.append(bandit.policy)
-            arr = lambda xs: np.asarray(xs, np.int64)  # noqa: E731
+            arr = lambda xs: np.asarray(xs, np.int64)
             slates = builder.build(
                 pairs, len(users), embeddings, categories,
                 bought=(arr(bought_u), arr(bought_r)),

@@ -76,10 +76,10 @@ class Loop:
 def loop(embedded: EmbeddedRuntime, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     import redis
 
-    from tests.conftest import make_settings
     from streams.demo.catalog import demo_catalog
     from streams.producer import create_producer
     from streams.topics import ensure_topics
+    from tests.conftest import make_settings
 
     unique_id = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp(f"loop-{unique_id}")
