@@ -113,3 +113,93 @@ def test_short_interest_orders_equally_covisited_items() -> None:
     s = rec.learner.learn_interaction(UserState(), "A00", idx.vector("A00"), "click", ts=1.0)
     (items,) = rec.recommend([("u", s, 1.0)])
     assert [x.item_id for x in items[:2]] == ["A07", "D05"]
+
+
+def _slate_recommender(idx: ItemIndex, **kw: object) -> Recommender:
+    from models.slate import SlateSettings
+
+    trending = Trending()
+    for i in range(5):  # a second candidate source besides interest
+        trending.learn_one(f"D{i:02d}", 5.0, 100.0)
+    settings = SlateSettings(**{"k": 10, "mmr_lambda": 0.9, "category_cap": 0, **kw})  # type: ignore[arg-type]
+    return Recommender(idx, CoVisitation(), trending, InterestLearner(), top_k=10, slate=settings,
+                       per_source=12)
+
+
+def _taste(rec: Recommender, idx: ItemIndex, cat: str = "B", n: int = 6) -> UserState:
+    s = UserState()
+    for i in range(n):
+        s = rec.learner.learn_interaction(s, f"{cat}{i:02d}", idx.vector(f"{cat}{i:02d}"), "click", ts=100.0 + i)
+    return s
+
+
+def test_slates_carry_sources_and_propensities_and_the_exploration_slot_is_a_policy_choice() -> None:
+    from models.slate import FRESH
+
+    idx, _ = _catalog()
+    rec = _slate_recommender(idx)
+    assert rec.policy_name == "thompson"
+    (items,) = rec.recommend([("u", _taste(rec, idx), 110.0)])
+    assert len(items) == 10 and len({x.item_id for x in items}) == 10
+    assert all(x.source in (*SOURCES, FRESH) and 0.0 < x.propensity <= 1.0 for x in items)
+    explored = [x for x in items if x.propensity < 1.0]
+    assert len(explored) == 1 and explored[0].source in ("interest", "trending")
+    # the same state and trigger give the same slate (a replay publishes the same list)
+    assert rec.recommend([("u", _taste(rec, idx), 110.0)]) == [items]
+
+
+def test_slates_never_show_bought_items_and_cap_items_shown_without_clicks() -> None:
+    from dataclasses import replace
+
+    from models.user_bandit import UserBandit
+
+    idx, _ = _catalog()
+    rec = _slate_recommender(idx, freq_free=0, freq_decay=0.01)
+    s = _taste(rec, idx)
+    (before,) = rec.recommend([("u", s, 110.0)])
+    top = before[0].item_id
+    s_bought = rec.learner.learn_interaction(s, top, idx.vector(top), "purchase", ts=109.0)
+    (after,) = rec.recommend([("u", s_bought, 110.0)])
+    assert top not in [x.item_id for x in after]
+    # shown three times without a click: the item drops out of the deterministic slots
+    b = UserBandit.new("thompson", 0, window_s=10.0)
+    for n in range(3):
+        b.published(f"r{n}", [top], ["interest"], [1.0], ts=float(n))
+        b.impression(f"r{n}", [top], ts=float(n))
+    b.advance(100.0)
+    assert b.shown_counts() == {top: 3}
+    (capped,) = rec.recommend([("u", replace(s, bandit=b.to_json()), 110.0)])
+    assert top not in [x.item_id for x in capped if x.propensity == 1.0 and x.source != "fresh"][:3]
+
+
+def test_a_fresh_item_gets_the_fresh_slot_until_informed() -> None:
+    from models.fresh_items import FreshItems
+    from models.slate import FRESH
+
+    idx, _ = _catalog()
+    fresh = FreshItems(informed_after=2, max_age_s=1000.0)
+    rec = _slate_recommender(idx)
+    rec.fresh = fresh
+    fresh.add("C07", ts=105.0)
+    s = _taste(rec, idx)
+    (items,) = rec.recommend([("u", s, 110.0)])
+    assert [(x.item_id, x.propensity) for x in items if x.source == FRESH] == [("C07", 1.0)]
+    fresh.learn_shown("C07", 2)
+    (items,) = rec.recommend([("u", s, 110.0)])
+    assert FRESH not in {x.source for x in items} and len(items) == 10  # the slot went back to MMR
+
+
+def test_the_category_cap_holds_in_every_slot() -> None:
+    idx, _ = _catalog()
+    rec = _slate_recommender(idx, category_cap=3)
+    (items,) = rec.recommend([("u", _taste(rec, idx), 110.0)])
+    cats = [idx.category(x.item_id) for x in items]
+    assert max(cats.count(c) for c in set(cats)) == 3
+
+
+def test_bundles_are_the_strongest_co_visitation_neighbours() -> None:
+    idx, _ = _catalog()
+    rec = _slate_recommender(idx)
+    rec.covisitation.learn_many([("A00", "A01", 8.0), ("A00", "A02", 1.0), ("A00", "A03", 4.0)])
+    rec.bundle_size = 2
+    assert rec.bundles(["A00", "B00", "A00"]) == {"A00": ["A01", "A03"]}

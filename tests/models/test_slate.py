@@ -127,3 +127,32 @@ def test_bound_with_a_queue_of_new_items() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="mmr_lambda"):
         SlateSettings(mmr_lambda=1.5)
+
+
+def test_ties_break_by_the_tiebreak_then_the_row() -> None:
+    pairs = _pairs([0, 0, 0], [0, 2, 3], [0.5, 0.5, 0.5], [0, 0, 0])
+    builder = _plain(mmr_lambda=1.0)
+    assert _rows(builder.build(pairs, 1, EMB, CATS)[0]) == [0, 2, 3]
+    assert _rows(builder.build(pairs, 1, EMB, CATS, tiebreak=np.array([0.0, 1.0, 2.0]))[0]) == [3, 2, 0]
+
+
+def test_reserved_slots_nothing_fills_go_back_to_mmr() -> None:
+    builder = SlateBuilder(SlateSettings(k=3, explore_slots=1, fresh_slots=1, category_cap=0, mmr_lambda=1.0), SOURCES)
+    empty = FreshItems()
+    slate = builder.build(ONE_USER, 1, EMB, CATS, fresh=empty, row_of={})[0]
+    assert _rows(slate) == [0, 1, 2] and all(x.propensity == 1.0 for x in slate)
+
+
+def test_fresh_items_are_judged_in_event_time_and_age_out() -> None:
+    f = FreshItems(informed_after=5, max_age_s=100.0)
+    f.add("old", ts=0.0)
+    f.add("new", ts=150.0)
+    assert f.fresh() == ["old", "new"]
+    assert f.fresh(now=50.0) == ["old"]  # "new" had not arrived yet
+    assert f.fresh(now=160.0) == ["new"]  # "old" is older than max_age_s
+    assert f.pick(1, now=160.0) == [("new", 1.0)]
+    f.learn_shown("new", 5)
+    assert f.fresh(now=160.0) == []
+    assert FreshItems.from_state(f.state_dict()).state_dict() == f.state_dict()
+    with pytest.raises(ValueError, match="max_age_s"):
+        FreshItems(max_age_s=0.0)
