@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -125,6 +125,9 @@ class _ItemModel(torch.nn.Module):
     slices, which onnxruntime copies slowly. The same function; the parity check compares it
     with ``item_features`` and with the model end to end."""
 
+    weight: torch.Tensor
+    parts: torch.Tensor
+
     def __init__(self, ranker: Ranker) -> None:
         super().__init__()
         cfg = ranker.config
@@ -163,6 +166,12 @@ class _PairScorer(torch.nn.Module):
     check compares it with the PyTorch model end to end.
     """
 
+    ranker: Ranker
+    spread: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+    first_bias: torch.Tensor
+
     def __init__(self, ranker: Ranker) -> None:
         super().__init__()
         self.ranker = ranker
@@ -174,7 +183,7 @@ class _PairScorer(torch.nn.Module):
         self.register_buffer("spread", spread)
         self.register_buffer("scale", 1.0 / ranker.dense_std.detach())
         self.register_buffer("shift", -ranker.dense_mean.detach() / ranker.dense_std.detach())
-        first = ranker.cross[0] if len(ranker.cross) else None
+        first = cast(torch.nn.Linear, ranker.cross[0]) if len(ranker.cross) else None
         self.register_buffer("first_bias", (first.bias.detach() + 1.0) if first is not None else torch.zeros(0))
 
     def forward(self, user_vectors: torch.Tensor, user_index: torch.Tensor, item_features: torch.Tensor,
@@ -190,7 +199,7 @@ class _PairScorer(torch.nn.Module):
         x = x0
         for i, layer in enumerate(m.cross):
             if i == 0:
-                x = x0 * torch.nn.functional.linear(x0, layer.weight, self.first_bias)
+                x = x0 * torch.nn.functional.linear(x0, cast(torch.Tensor, layer.weight), self.first_bias)
             else:
                 x = x0 * layer(x) + x
         return m.mlp(x).squeeze(-1)

@@ -80,6 +80,9 @@ def _unit(x: Tensor) -> Tensor:
 class Ranker(nn.Module):
     """Scores (user, candidate) pairs; see the module docstring for the architecture."""
 
+    dense_mean: Tensor
+    dense_std: Tensor
+
     def __init__(
         self,
         dim: int,
