@@ -168,6 +168,11 @@ class Metrics:
         self.lag_read_seconds = Histogram(
             "streamrec_lag_read_seconds", "Time to read the group's lag", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.reread = Counter(
+            "streamrec_input_reread",
+            "Input partitions read again from their committed offset after the consumer skipped a message",
+            ["topic", "partition"], registry=r,
+        )
         self.started = Gauge("streamrec_start_time_seconds", "When this worker's metrics were created", registry=r)
         self.started.set(time.time())
         self.lag = LagCollector()

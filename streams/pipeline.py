@@ -173,7 +173,8 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
     from agents import model_swap
 
     model_swap.register(pipeline)
-    from agents import lag_monitor
+    from agents import lag_monitor, offset_watch
 
     lag_monitor.register(pipeline)  # consumer-group lag on /metrics
+    offset_watch.register(pipeline)  # re-reads input messages the consumer skipped
     return pipeline

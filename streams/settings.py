@@ -204,6 +204,13 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="how often the worker reads its consumer group's lag for /metrics"
     )
 
+    skipped_input_timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="an input partition whose message at the committed offset was skipped by the consumer "
+        "(neither processed nor held) for this long is read again from that offset",
+    )
+    skipped_input_check_s: float = Field(default=1.0, gt=0, description="how often that check runs")
+
     @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:

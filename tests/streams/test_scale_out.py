@@ -66,7 +66,10 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
     taste = {u: categories[i % len(categories)] for i, u in enumerate(users)}
 
     workers = [
-        WorkerProcess(settings.model_copy(update={"web_port": find_free_port()}), tmp_path / f"worker-{i}.log").start()
+        WorkerProcess(
+            settings.model_copy(update={"web_port": find_free_port(), "skipped_input_timeout_s": 3.0}),
+            tmp_path / f"worker-{i}.log",
+        ).start()
         for i in range(2)
     ]
     producer = create_producer(settings)
@@ -156,14 +159,29 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
         status = survivor.status()
         assert status is not None and status["ready"]
         assert status["users_in_memory"] == USERS  # the victim's users were recovered from the changelog
-        # The changelog records of the last batch may trail the lists in Redis by a producer flush.
-        deadline = time.monotonic() + 60
+        # Every event is in its user's state, counted once. The changelog records of the last batch may
+        # trail the lists in Redis by a producer flush, and a message the survivor's consumer skipped
+        # around the rebalance is read again from the committed offset after skipped_input_timeout_s
+        # (streams/offset_holes.py): wait for both.
+        deadline = time.monotonic() + 90
         while True:
             states = latest_states(settings, read_topic)
-            if set(states) == set(users) and all(states[u].last_ts >= sent[u][-1][1] - 1e-6 for u in users):
+            if set(states) == set(users) and all(
+                states[u].last_ts >= sent[u][-1][1] - 1e-6 and states[u].n_events >= PHASE1 + PHASE2 for u in users
+            ):
                 break
-            assert time.monotonic() < deadline, f"changelog incomplete: {sorted(set(users) - set(states))[:5]}"
+            if time.monotonic() > deadline:
+                lost = {u: PHASE1 + PHASE2 - st.n_events for u, st in states.items() if st.n_events < PHASE1 + PHASE2}
+                raise AssertionError(
+                    f"events missing from users' states: {lost}; users without a state: "
+                    f"{sorted(set(users) - set(states))[:5]}\n" + survivor.log_tail(30)
+                )
             time.sleep(0.5)
+        reread = sum(
+            float(line.rsplit(" ", 1)[1]) for line in survivor.metrics().splitlines()
+            if line.startswith("streamrec_input_reread_total{")
+        )
+        print(f"input partitions read again after a skipped message: {reread:.0f}")
         # The victim's users' lists still show their taste: their history survived the crash.
         category = {it["item_id"]: it["category"] for it in catalog}
         for u in victim_users:
@@ -172,20 +190,15 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
             assert cats.count(taste[u]) >= len(cats) // 2, (u, taste[u], cats)
         for u in users:
             assert states[u].last_ts == pytest.approx(sent[u][-1][1])
-        lost = {u: PHASE1 + PHASE2 - states[u].n_events for u in users if states[u].n_events < PHASE1 + PHASE2}
-        if lost:
-            assert set(lost) <= victim_users, lost  # only where a table was recovered
-            pytest.xfail(
-                f"events lost from the recovered state on failover: {lost}. Known defect, cause not yet "
-                "established: recovery reads the changelog to the log's real end (streams/log_end.py), yet "
-                "in some runs one micro-batch of the crashed worker's events (one event for each of several "
-                "users, not their last) is neither in the recovered state nor redelivered (README, limitations)"
-            )
-        for u in users:
-            # At least once: every event counted (redelivered ids are recognised, so exactly once here).
-            assert states[u].n_events >= PHASE1 + PHASE2, u
-            # Every item the user touched, in order: before the crash (recovered) and after.
-            assert states[u].recent == [item for _, _, item in sent[u]][-settings.history_size:], u
+            # Exactly once here: redelivered event ids are recognised.
+            assert states[u].n_events == PHASE1 + PHASE2, u
+            # Every item the user touched: before the crash (recovered) and after. In order unless a
+            # skipped message was read again (it is learned late, so its item comes last).
+            expected = [item for _, _, item in sent[u]][-settings.history_size:]
+            if reread:
+                assert sorted(states[u].recent) == sorted(expected), u
+            else:
+                assert states[u].recent == expected, u
     finally:
         producer.close(timeout=10)
         client.close()

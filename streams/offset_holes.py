@@ -1,0 +1,135 @@
+"""Re-reading input messages the consumer skipped: a watchdog for holes at a partition's head.
+
+Around a rebalance Faust can drop a fetched message without handing it to its stream
+and without acknowledging it: its streams skip messages stamped with an older consumer
+generation (or read while flow is suspended), and messages fetched while the recovery
+seeks a partition back to its committed offset race that seek. The consumer's read
+position has already moved past the dropped message, so it is not fetched again, while
+the messages after it are processed and acknowledged. The committed offset then stays
+at the dropped message (nothing past a gap is committed), which keeps it safe in Kafka,
+but the worker never processes it until it restarts: its user's state misses an event
+and their list is not refreshed.
+
+:class:`HoleWatch` spots that state from the consumer's own bookkeeping, per input
+partition: the log has a message at the committed offset, the consumer has read at or
+past it, it is neither acknowledged nor held by a stream, and the committed offset has
+not moved for ``timeout_s``. :func:`watch_holes` then seeks the partition back to its
+committed offset, so the skipped message (and the ones after it) are delivered again.
+Every input is idempotent in the worker (event ids are deduplicated in the user's state,
+catalog upserts replace, impressions are recognised by request id), so the messages
+read twice change nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """What the consumer knows about one partition's head, at one moment."""
+
+    committed: int | None  # next offset to commit (the first not yet processed)
+    read: int | None  # last offset the consumer handed on (or the offset it was sought to)
+    highwater: int | None  # the log's end as the last fetch reported it
+    acked: bool  # the message at ``committed`` is acknowledged (processed, not yet committed)
+    in_flight: bool  # the message at ``committed`` is held by a stream (delivered, not acknowledged)
+
+
+class HoleWatch:
+    """Decides, from successive :class:`HeadState` readings, which partitions must be re-read.
+
+    >>> w = HoleWatch(timeout_s=5.0)
+    >>> lost = HeadState(committed=68, read=104, highwater=105, acked=False, in_flight=False)
+    >>> w.observe("p2", lost, now=0.0), w.observe("p2", lost, now=4.0), w.observe("p2", lost, now=5.5)
+    (False, False, True)
+    >>> w.observe("p2", HeadState(105, 104, 105, False, False), now=6.0)  # caught up: no hole
+    False
+    """
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        self.timeout_s = timeout_s
+        self._since: dict[Any, tuple[int, float]] = {}
+
+    @staticmethod
+    def is_hole(h: HeadState) -> bool:
+        """True when the message at the committed offset exists, was read past, and nobody holds it."""
+        if h.committed is None or h.read is None or h.highwater is None:
+            return False
+        return h.highwater > h.committed and h.read >= h.committed and not h.acked and not h.in_flight
+
+    def observe(self, tp: Any, head: HeadState, now: float) -> bool:
+        """Record ``tp``'s head at ``now``; True when it has been a hole at the same offset for ``timeout_s``."""
+        if not self.is_hole(head):
+            self._since.pop(tp, None)
+            return False
+        assert head.committed is not None
+        first = self._since.get(tp)
+        if first is None or first[0] != head.committed:
+            self._since[tp] = (head.committed, now)
+            return False
+        if now - first[1] < self.timeout_s:
+            return False
+        del self._since[tp]  # a fresh timeout after the repair
+        return True
+
+
+def head_state(consumer: Any, tp: Any) -> HeadState:
+    """Read ``tp``'s :class:`HeadState` from a running Faust consumer's bookkeeping."""
+    committed = consumer._committed_offset.get(tp)
+    in_flight = committed is not None and any(
+        m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
+    )
+    return HeadState(
+        committed=committed,
+        read=consumer._read_offset.get(tp),
+        highwater=consumer.highwater(tp),
+        acked=committed is not None and committed in consumer._acked_index.get(tp, ()),
+        in_flight=in_flight,
+    )
+
+
+async def watch_holes(
+    app: Any,
+    topics: Iterable[str],
+    interval_s: float,
+    watch: HoleWatch,
+    on_repair: Callable[[str, int, int], None],
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """Check the assigned partitions of ``topics`` every ``interval_s`` (forever) and re-read holes.
+
+    ``on_repair(topic, partition, offset)`` is called for every partition sought back.
+    """
+    names = set(topics)
+    loop = asyncio.get_running_loop()
+    now = clock or loop.time
+    while True:
+        await asyncio.sleep(interval_s)
+        consumer = app.consumer
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            continue  # the recovery seeks every partition to its committed offset itself
+        try:
+            assigned = [tp for tp in consumer.assignment() if tp.topic in names]
+        except Exception as exc:  # noqa: BLE001 - no consumer yet
+            log.debug("no assignment to check yet: %r", exc)
+            continue
+        for tp in assigned:
+            head = head_state(consumer, tp)
+            if watch.observe(tp, head, now()):
+                log.warning(
+                    "%s[%d]: the message at committed offset %s was skipped by the consumer "
+                    "(read up to %s, log end %s); reading the partition again from it",
+                    tp.topic, tp.partition, head.committed, head.read, head.highwater,
+                )
+                assert head.committed is not None
+                await consumer.seek_wait({tp: head.committed})
+                on_repair(tp.topic, tp.partition, head.committed)

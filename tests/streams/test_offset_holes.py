@@ -1,0 +1,61 @@
+"""The skipped-input watch: which partition heads count as holes, and when one is re-read."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.offset_holes import HeadState, HoleWatch
+
+
+def head(committed: int | None = 68, read: int | None = 104, highwater: int | None = 105,
+         acked: bool = False, in_flight: bool = False) -> HeadState:
+    return HeadState(committed, read, highwater, acked, in_flight)
+
+
+@pytest.mark.parametrize(
+    ("state", "hole"),
+    [
+        (head(), True),  # the message at 68 was read past, nobody holds it
+        (head(acked=True), False),  # processed, waiting for the next commit
+        (head(in_flight=True), False),  # held by a stream (e.g. a batch in progress)
+        (head(committed=105, read=104), False),  # everything processed
+        (head(read=67), False),  # not read that far yet: still to be fetched
+        (head(highwater=68), False),  # nothing at the committed offset (idle partition after a seek)
+        (head(committed=None), False),  # nothing committed yet
+        (head(read=None), False),  # nothing read yet
+        (head(highwater=None), False),  # no fetch yet
+    ],
+)
+def test_is_hole(state: HeadState, hole: bool) -> None:
+    assert HoleWatch.is_hole(state) is hole
+
+
+def test_a_hole_is_reread_only_once_it_persisted_at_the_same_offset() -> None:
+    w = HoleWatch(timeout_s=10.0)
+    assert not w.observe("tp", head(), 0.0)
+    assert not w.observe("tp", head(committed=70), 8.0)  # the commit moved: a new hole, a new clock
+    assert not w.observe("tp", head(committed=70), 17.9)
+    assert w.observe("tp", head(committed=70), 18.0)
+    assert not w.observe("tp", head(committed=70), 19.0)  # after a repair the clock starts again
+    assert w.observe("tp", head(committed=70), 29.0)
+
+
+def test_a_held_message_resets_the_clock() -> None:
+    w = HoleWatch(timeout_s=10.0)
+    assert not w.observe("tp", head(), 0.0)
+    assert not w.observe("tp", head(in_flight=True), 5.0)
+    assert not w.observe("tp", head(), 12.0)  # counts from here again
+    assert w.observe("tp", head(), 22.0)
+
+
+def test_partitions_are_watched_apart() -> None:
+    w = HoleWatch(timeout_s=1.0)
+    assert not w.observe("a", head(), 0.0)
+    assert not w.observe("b", head(), 0.5)
+    assert w.observe("a", head(), 1.0)
+    assert not w.observe("b", head(), 1.0)
+
+
+def test_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        HoleWatch(timeout_s=0)
