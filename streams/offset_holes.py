@@ -83,8 +83,14 @@ class HoleWatch:
 
 
 def head_state(consumer: Any, tp: Any) -> HeadState:
-    """Read ``tp``'s :class:`HeadState` from a running Faust consumer's bookkeeping."""
+    """Read ``tp``'s :class:`HeadState` from a running Faust consumer's bookkeeping.
+
+    A partition the group never committed starts at its earliest offset (the worker's
+    ``consumer_auto_offset_reset``), so its head is taken to be offset 0.
+    """
     committed = consumer._committed_offset.get(tp)
+    if committed is None:
+        committed = 0
     in_flight = committed is not None and any(
         m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
     )
