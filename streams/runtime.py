@@ -489,20 +489,27 @@ class EmbeddedBroker(_EmbeddedServer):
     """Tansu, a memory-only Kafka-protocol broker, on ``127.0.0.1:<free port>``.
 
     ``.bootstrap`` is the address to give Kafka clients. Its state dies with the process.
+    ``advertised_port`` makes it tell clients (in metadata) to reach it on another loopback
+    port, e.g. a proxy in front of it; by default it advertises its own listener.
     """
 
     kind = "tansu"
+
+    def __init__(self, *, advertised_port: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.advertised_port = advertised_port
 
     def _default_binary(self) -> str:
         return tansu_binary()
 
     def _command(self, binary: str, port: int, workdir: Path) -> list[str]:
         url = f"tcp://{LOOPBACK}:{port}"
+        advertised = url if self.advertised_port is None else f"tcp://{LOOPBACK}:{self.advertised_port}"
         return [
             binary,
             "broker",
             "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/",
         ]
 
