@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from faust.web import View
+from kafka.partitioner.default import murmur2
+from yarl import URL
 
 from models.filters import FilterError, ItemFilter
 from models.interest import UserState
-from models.rerank import RankRequest, RankResult, rerank
+from models.rerank import RankRequest, RankResult, TrendCache, rerank
 from streams.records import MAX_ID, MAX_IMPRESSION_ITEMS, MAX_QUERY
 
 if TYPE_CHECKING:
@@ -139,7 +141,9 @@ def _impression(call: RankCall, request_id: str, result: RankResult, ts: float) 
     }, separators=(",", ":")).encode()
 
 
-async def answer_locally(p: Pipeline, calls: Sequence[RankCall]) -> list[dict[str, Any]]:
+async def answer_locally(
+    p: Pipeline, calls: Sequence[RankCall], trends: TrendCache | None = None
+) -> list[dict[str, Any]]:
     """Rank ``calls`` from this worker's state: one scoring call for all of them."""
     if not p.items_ready.is_set():
         raise BadRequest(503, "not_ready", "the worker is still loading the catalog; retry shortly")
@@ -157,7 +161,9 @@ async def answer_locally(p: Pipeline, calls: Sequence[RankCall]) -> list[dict[st
         requests.append(RankRequest(c.user_id, c.items, state, next(it) if c.query is not None else None,
                                     c.filter, now))
     t0 = time.perf_counter()
-    results = rerank(p.recommender, requests, per_source=p.settings.candidates_per_source)
+    per_source = p.settings.candidates_per_source
+    trend = trends.get(p.recommender, per_source, time.monotonic()) if trends is not None else None
+    results = rerank(p.recommender, requests, per_source=per_source, trend=trend)
     p.metrics.scoring_seconds.observe(time.perf_counter() - t0)
     version = p.recommender.model_version
     out: list[dict[str, Any]] = []
@@ -177,16 +183,25 @@ async def answer_locally(p: Pipeline, calls: Sequence[RankCall]) -> list[dict[st
 
 
 def _owner(p: Pipeline, user_id: str) -> str | None:
-    """Base URL of the worker owning ``user_id``'s partition, or None for this one (or unknown)."""
-    router = p.app.router
+    """Base URL of the worker owning ``user_id``'s partition, or None for this one (or unknown).
+
+    The partition is the one the user's events go to (Kafka's default murmur2
+    partitioner on the user id, as producers must use); the worker holding that
+    partition of the ``users`` table comes from Faust's router. (``app.table_route``
+    would hash the table's serialised key, which is not the events' key.)
+    """
+    part = (murmur2(user_id.encode()) & 0x7FFFFFFF) % p.settings.partitions
     try:
-        dest = router.key_store(p.users.name, user_id)
+        hosts = p.app.router.table_metadata(p.users.name)
     except KeyError:
         return None
+    topic = p.users.changelog_topic.get_topic_name()
     here = p.app.conf.canonical_url
-    if (dest.host, dest.port) == (here.host, here.port):
-        return None
-    return str(dest.with_path(""))
+    for url, tps in hosts.items():
+        if part in tps.get(topic, ()):
+            dest = URL(url)
+            return None if (dest.host, dest.port) == (here.host, here.port) else str(dest.with_path(""))
+    return None
 
 
 async def _forward(p: Pipeline, base: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -205,7 +220,9 @@ async def _forward(p: Pipeline, base: str, bodies: list[dict[str, Any]]) -> list
         return None
 
 
-async def answer(p: Pipeline, bodies: list[Any], routed: bool, batch: bool = False) -> list[dict[str, Any]]:
+async def answer(
+    p: Pipeline, bodies: list[Any], routed: bool, batch: bool = False, trends: TrendCache | None = None
+) -> list[dict[str, Any]]:
     """Validate, route by owner, rank: one answer per request body, in order."""
     calls = [parse_call(b, p, i if batch else None) for i, b in enumerate(bodies)]
     groups: dict[str | None, list[int]] = {}
@@ -221,7 +238,7 @@ async def answer(p: Pipeline, bodies: list[Any], routed: bool, batch: bool = Fal
         for i, r in zip(idx, remote, strict=True):
             out[i] = r
     if local:
-        for i, r in zip(local, await answer_locally(p, [calls[i] for i in local]), strict=True):
+        for i, r in zip(local, await answer_locally(p, [calls[i] for i in local], trends), strict=True):
             out[i] = r
     return [r for r in out if r is not None]
 
@@ -234,20 +251,28 @@ def openapi_document() -> bytes:
 def register(p: Pipeline) -> None:
     """Attach ``/v1/rank``, ``/v1/rank/batch`` and ``/v1/openapi.json`` to the worker's web server."""
 
+    trends = TrendCache()
+
     def error(web: Any, exc: BadRequest) -> Any:
         return web.json(exc.body(), status=exc.status)
 
+    def timing(t0: float) -> dict[str, str]:
+        """``Server-Timing``: the handler's own time (the rest of a client's wait is HTTP and queueing)."""
+        return {"Server-Timing": f"rank;dur={(time.perf_counter() - t0) * 1000:.3f}"}
+
     class Rank(View):  # type: ignore[misc]
         async def post(self, request: Any) -> Any:
+            t0 = time.perf_counter()
             try:
                 body = _json_body(await request.read())
-                (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1")
-                return self.web.json(res)
+                (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1", trends=trends)
+                return self.web.json(res, headers=timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)
 
     class RankBatch(View):  # type: ignore[misc]
         async def post(self, request: Any) -> Any:
+            t0 = time.perf_counter()
             try:
                 body = _json_body(await request.read())
                 if not isinstance(body, dict) or set(body) != {"requests"} or not isinstance(body["requests"], list):
@@ -257,8 +282,9 @@ def register(p: Pipeline) -> None:
                     raise BadRequest(413 if reqs else 400, "bad_batch_size",
                                      f"{len(reqs)} requests; send 1 to {p.settings.rank_max_batch} "
                                      "(STREAMREC_RANK_MAX_BATCH)")
-                res = await answer(p, reqs, routed=request.headers.get(ROUTED_HEADER) == "1", batch=True)
-                return self.web.json({"responses": res})
+                res = await answer(p, reqs, routed=request.headers.get(ROUTED_HEADER) == "1", batch=True,
+                                   trends=trends)
+                return self.web.json({"responses": res}, headers=timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)
 

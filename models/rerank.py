@@ -94,6 +94,26 @@ def _user_context(rec: Recommender, r: RankRequest) -> UserContext:
     return ctx
 
 
+class TrendCache:
+    """The trending feature per index row, recomputed at most every ``max_age_s`` seconds
+    (and whenever the index changes), since every request of that window would compute the
+    same array.
+    """
+
+    def __init__(self, max_age_s: float = 0.25) -> None:
+        self.max_age_s = max_age_s
+        self._key: tuple[int, int] | None = None
+        self._at = -float("inf")
+        self._trend: FloatArray | None = None
+
+    def get(self, rec: Recommender, per_source: int, now: float) -> FloatArray:
+        """The cached array, or a fresh one when it is older than ``max_age_s`` at ``now`` (a monotonic time)."""
+        key = (id(rec.index), rec.index.version)
+        if self._trend is None or key != self._key or now - self._at > self.max_age_s:
+            self._trend, self._key, self._at = _trend(rec, per_source), key, now
+        return self._trend
+
+
 def _trend(rec: Recommender, per_source: int) -> FloatArray:
     """Trending score per index row, as the refresh path's candidates carry it (hottest = 1)."""
     index = rec.index
@@ -198,14 +218,18 @@ def _popularity(rec: Recommender, rows: IntArray) -> NDArray[np.float64]:
     return count
 
 
-def rerank(rec: Recommender, requests: Sequence[RankRequest], per_source: int = 100) -> list[RankResult]:
+def rerank(
+    rec: Recommender, requests: Sequence[RankRequest], per_source: int = 100, trend: FloatArray | None = None
+) -> list[RankResult]:
     """Order each request's items for its user; all known users' pairs are scored in one call.
 
     Items not in the catalog, or removed by the request's filter, are listed in
     ``removed`` with the reason. Ties break by trending, then by the caller's order.
+    ``trend`` is the trending feature per index row (see :class:`TrendCache`); computed here when None.
     """
     index: ItemIndex = rec.index
-    trend = _trend(rec, per_source)
+    if trend is None or trend.shape[0] != index.size:
+        trend = _trend(rec, per_source)
     req_of: list[IntArray] = []
     rows_of: list[IntArray] = []
     pos_of: list[IntArray] = []

@@ -116,3 +116,19 @@ def test_bad_filters_say_what_is_wrong(raw: object, message: str) -> None:
     with pytest.raises(FilterError, match=None) as err:
         ItemFilter.from_json(raw)
     assert message in str(err.value)
+
+
+def test_trend_cache_reuses_the_array_until_it_ages_or_the_index_changes() -> None:
+    from models.rerank import TrendCache
+
+    rec = _recommender()
+    rec.trending.learn_one("A1", 1.0, ts=100.0)
+    cache = TrendCache(max_age_s=1.0)
+    first = cache.get(rec, 100, now=10.0)
+    assert first[rec.index.row("A1")] == 1.0
+    rec.trending.learn_one("B2", 5.0, ts=101.0)
+    assert cache.get(rec, 100, now=10.5) is first  # within the age: the same array
+    aged = cache.get(rec, 100, now=11.5)
+    assert aged[rec.index.row("B2")] == 1.0 and aged[rec.index.row("A1")] < 1.0
+    rec.index.upsert("A9", rec.index.vector("A1"), category="A")
+    assert cache.get(rec, 100, now=11.6) is not aged  # the catalog changed
