@@ -117,6 +117,9 @@ async def refresh_users(
     if p.bundles is not None:
         for item_id, items in bundles.items():
             p.bundles.put(p.settings.bundle_key(item_id), bundle_payload(item_id, items), 0.0)
+    from agents.surfaces import publish_surfaces  # the other surfaces' lists, rec:{surface}:{user_id}
+
+    await publish_surfaces(p, triggers, states)
     p.metrics.refreshes.inc(len(batch))
     p.metrics.redis_pending.set(p.redis.pending)
 
