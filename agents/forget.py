@@ -73,7 +73,8 @@ async def erase_users(p: Pipeline, partitions: Mapping[str, int], reason: str) -
     await delete_states(p.users, p.app.producer, partitions, failed)
     producer, topic = p.app.producer, p.settings.topic_recommendations
     for user_id in partitions:
-        p.redis.delete(p.settings.rec_key(user_id))
+        for surface in p.settings.surfaces:  # rec:{user_id} and every rec:{surface}:{user_id}
+            p.redis.delete(p.settings.rec_key(user_id, surface))
         delivery = cast("asyncio.Future[Any]", await producer.send(topic, user_id.encode(), None, None, None, None))
         delivery.add_done_callback(p.on_delivery)
     p.metrics.forgotten.labels(reason).inc(len(partitions))

@@ -206,10 +206,12 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
     s = _settings()
     _require_addresses(s)
     assert s.redis_url is not None
-    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=5)
+    from streams.redis_sink import create_sync_redis_client
+
     try:
+        client = create_sync_redis_client(s.redis_url.get_secret_value(), s.redis_cluster, socket_timeout=5)
         raw = client.get(s.rec_key(user_id, surface))
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise click.ClickException(f"cannot read Redis: {exc}") from None
     if raw is None:
         raise click.ClickException(f"no recommendations for {user_id!r} (surface {surface}) in Redis yet")
@@ -559,13 +561,20 @@ def forget(user_id: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="USER_ID") from None
     assert s.redis_url is not None
-    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5)
+    from streams.redis_sink import create_sync_redis_client
+
+    try:
+        client = create_sync_redis_client(s.redis_url.get_secret_value(), s.redis_cluster, socket_timeout=5,
+                                          socket_connect_timeout=5)
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
+        client = None  # unreachable: the worker deletes the lists
     try:
         receipt = send_forget(s, user_id, client)
     except ForgetError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     click.echo(f"forget request for {user_id!r} in {receipt.topic}[{receipt.partition}]@{receipt.offset}; "
                + ("Redis list deleted" if receipt.redis_deleted else "Redis unreachable: the worker deletes the list"))
 

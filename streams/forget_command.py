@@ -69,7 +69,8 @@ def send_forget(settings: Settings, user_id: str, redis_client: object | None = 
         import redis
 
         try:
-            redis_client.delete(settings.rec_key(user_id))  # type: ignore[attr-defined]
+            keys = [settings.rec_key(user_id, surface) for surface in settings.surfaces]
+            redis_client.delete(*keys)  # type: ignore[attr-defined]  # one slot on a cluster (hash tag)
             deleted = True
         except redis.RedisError:
             deleted = None

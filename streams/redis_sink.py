@@ -119,6 +119,20 @@ class RedisWriter:
         await self._client.aclose()
 
 
+def create_sync_redis_client(url: str, cluster: bool = False, **kwargs: Any) -> Any:
+    """A blocking client (for commands): ``redis.Redis``, or ``RedisCluster`` with ``cluster``.
+
+    >>> type(create_sync_redis_client("redis://cache:6379/0")).__name__
+    'Redis'
+    """
+    import redis
+    from redis.cluster import RedisCluster as SyncRedisCluster
+
+    if cluster:
+        return SyncRedisCluster.from_url(url, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
+
+
 def create_redis_client(url: str, cluster: bool = False) -> Any:
     """An asyncio client for ``redis://`` or ``rediss://`` URLs: a single Redis, or with
     ``cluster`` a Redis Cluster found from the node ``url`` names.

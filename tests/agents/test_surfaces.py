@@ -128,3 +128,10 @@ def test_worker_publishes_surfaces_and_similar_items(live_pipeline: Any) -> None
     # the surface's candidate sources (the slate may add a slot for a new item); never trending
     assert {x["source"] for x in search["items"]} <= {"search", "covisit", "interest", "fresh"}
     assert search["items"][0]["item_id"] in cats["running"]
+
+    # Forgetting the user deletes every surface's list, not only home's.
+    from streams.forget_command import send_forget
+
+    receipt = send_forget(s, "surfer", live.redis)
+    assert receipt.redis_deleted
+    assert live.redis.get(s.rec_key("surfer")) is None and live.redis.get(s.rec_key("surfer", "search")) is None

@@ -104,6 +104,15 @@ def test_a_workers_recommendations_land_in_the_cluster(
         nodes = {client.get_node_from_key(s.rec_key(u)).port for u in users}
         assert len(nodes) >= 2, nodes  # the users' keys are spread over the cluster
         assert "Redis write" not in worker.log_tail(400)  # no failed writes on the way
+
+        # The recs command reads the cluster too.
+        from click.testing import CliRunner
+
+        from streams.cli import main
+
+        out = CliRunner().invoke(main, ["recs", users[0], "--json"], env=s.to_env())
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)["user_id"] == users[0]
     finally:
         producer.close(timeout=10)
         worker.stop()
