@@ -109,6 +109,7 @@ class FreshItems:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> FreshItems:
         """Rebuild from :meth:`state_dict` output."""
-        f = cls(int(state["informed_after"]), *state["prior"], max_age_s=state.get("max_age_s"))
+        prior_alpha, prior_beta = state["prior"]
+        f = cls(int(state["informed_after"]), float(prior_alpha), float(prior_beta), max_age_s=state.get("max_age_s"))
         f._items = {k: [float(x) for x in v] for k, v in state["items"].items()}
         return f
