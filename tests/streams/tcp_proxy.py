@@ -3,7 +3,9 @@
 Accepts on ``127.0.0.1:<port>`` and forwards every connection, both ways, to a target
 port on loopback. :meth:`TcpProxy.cut` closes every live connection and, until
 :meth:`TcpProxy.restore`, resets every new one as soon as it is accepted (the client
-sees its connection fail, as when a broker is unreachable).
+sees its connection fail, as when a broker is unreachable). ``cut(pid=...)`` does so only
+for the connections of one local process (found through ``/proc``, Linux only): that
+process is partitioned from the server while every other client keeps its link.
 
 >>> import socket, threading
 >>> srv = socket.create_server(("127.0.0.1", 0))
@@ -23,6 +25,7 @@ b'hello'
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import threading
@@ -42,6 +45,29 @@ def _reset(sock: socket.socket) -> None:
         sock.close()
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    return inodes
+
+
+def _tcp_inode(local_port: int, remote_port: int) -> str | None:
+    """Inode of the loopback TCP socket from ``local_port`` to ``remote_port`` (``/proc/net/tcp``)."""
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as fh:
+        next(fh)
+        for line in fh:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == local_port and int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+                return fields[9]
+    return None
+
+
 class TcpProxy:
     """Forward ``127.0.0.1:port`` to ``127.0.0.1:target_port``; ``cut()`` / ``restore()`` the link.
 
@@ -56,6 +82,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._cut = False
+        self._cut_pid: int | None = None
         self._closed = False
         #: Connections accepted and forwarded, and connections reset while cut.
         self.forwarded = 0
@@ -75,11 +102,15 @@ class TcpProxy:
         self._acceptor.start()
         return self
 
-    def cut(self) -> int:
-        """Close every live connection and refuse new ones until :meth:`restore`; returns how many were closed."""
+    def cut(self, pid: int | None = None) -> int:
+        """Close every live connection and refuse new ones until :meth:`restore`; returns how many were closed.
+
+        With ``pid``, only the connections whose client is that process.
+        """
         with self._lock:
-            self._cut = True
-            pairs, self._pairs = self._pairs, set()
+            self._cut, self._cut_pid = True, pid
+            pairs = {pair for pair in self._pairs if self._is_cut(pair[0])}
+            self._pairs -= pairs
         for client, upstream in pairs:
             _reset(client)
             _reset(upstream)
@@ -88,12 +119,12 @@ class TcpProxy:
     def restore(self) -> None:
         """Forward new connections again."""
         with self._lock:
-            self._cut = False
+            self._cut, self._cut_pid = False, None
 
     def close(self) -> None:
         """Stop accepting and close every connection."""
         self._closed = True
-        self.cut()
+        self.cut()  # every connection, whatever process it belongs to
         with contextlib.suppress(OSError):
             self._listener.close()
         if self._acceptor.is_alive():
@@ -118,7 +149,7 @@ class TcpProxy:
             except OSError:
                 return
             client.settimeout(None)
-            if self._cut or self.target_port is None:
+            if self.target_port is None or self._is_cut(client):
                 self.refused += 1
                 _reset(client)
                 continue
@@ -133,7 +164,7 @@ class TcpProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pair = (client, upstream)
             with self._lock:
-                if self._cut:  # cut while connecting
+                if self._is_cut(client):  # cut while connecting
                     _reset(client)
                     _reset(upstream)
                     continue
@@ -141,6 +172,19 @@ class TcpProxy:
                 self.forwarded += 1
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
+
+    def _is_cut(self, client: socket.socket) -> bool:
+        """True when the link is cut for ``client`` (every client, or the cut process's)."""
+        if not self._cut:
+            return False
+        if self._cut_pid is None:
+            return True
+        try:
+            peer_port = int(client.getpeername()[1])
+        except OSError:
+            return True
+        inode = _tcp_inode(peer_port, self.port)
+        return inode is not None and inode in _socket_inodes(self._cut_pid)
 
     def _pump(self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, socket.socket]) -> None:
         try:
