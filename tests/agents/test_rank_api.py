@@ -44,6 +44,11 @@ def test_openapi_document_is_valid_and_served(live_pipeline: Any) -> None:
     validate(DOC)
     with urllib.request.urlopen(live_pipeline.worker.base_url + "/v1/openapi.json", timeout=10) as resp:
         assert json.loads(resp.read()) == DOC
+    req = urllib.request.Request(live_pipeline.worker.base_url + "/v1/rank", method="POST",
+                                 data=json.dumps({"user_id": "u", "items": ["audio-001"]}).encode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        timing = resp.headers["Server-Timing"]
+    assert timing.startswith("rank;dur=") and float(timing.split("dur=")[1]) > 0
 
 
 def test_rank_orders_a_users_items_by_their_interest_and_logs_shown_lists(live_pipeline: Any, read_topic: Any) -> None:
