@@ -25,7 +25,10 @@ Deliberate handling of the awkward cases, each counted in :attr:`counts`:
   not show gives no reward (it is not feedback on the slate).
 
 Closed request ids are remembered for ``window_s`` more seconds, to recognise late
-clicks and duplicate impressions; after that they are forgotten.
+clicks and duplicate impressions; after that they are forgotten. With ``max_open``, at
+most that many impressions stay open: a newer one closes the oldest early (its
+unclicked items get their 0 then), and at most ``4 * max_open`` closed ids are kept, so
+the state of a very active user stays bounded.
 
 >>> j = FeedbackJoin(window_s=60)
 >>> j.impression("r1", "u1", ["a", "b"], ts=0.0, sources=["interest", "explore"], propensities=[1.0, 0.25])
@@ -71,12 +74,17 @@ class FeedbackJoin:
     ----------
     window_s
         Seconds after an impression during which a click counts as its reward.
+    max_open
+        Most impressions kept open at once (None: no bound); see the module docstring.
     """
 
-    def __init__(self, window_s: float = 1800.0) -> None:
+    def __init__(self, window_s: float = 1800.0, max_open: int | None = None) -> None:
         if window_s <= 0:
             raise ValueError(f"window_s must be positive (got {window_s})")
+        if max_open is not None and max_open < 1:
+            raise ValueError(f"max_open must be at least 1 (got {max_open})")
         self.window_s = float(window_s)
+        self.max_open = max_open
         # request_id -> {"user": str, "ts": float, "items": {item_id: [source, propensity, clicked]}}
         self._open: dict[str, dict[str, Any]] = {}
         self._closed: dict[str, float] = {}  # request_id -> window end
@@ -124,6 +132,23 @@ class FeedbackJoin:
         for item_id, click_ts in self._early.pop(request_id, []):
             out.extend(self.click(request_id, item_id, click_ts))
         out.extend(self.advance(ts))
+        if self.max_open is not None:
+            while len(self._open) > self.max_open:
+                out.extend(self._close(min(self._open, key=lambda r: self._open[r]["ts"])))
+            for r in sorted(self._closed, key=self._closed.__getitem__)[: max(0, len(self._closed) - 4 * self.max_open)]:
+                del self._closed[r]
+        return out
+
+    def _close(self, request_id: str) -> list[Reward]:
+        """Close one open impression: a 0 for each item not clicked."""
+        entry = self._open.pop(request_id)
+        end = entry["ts"] + self.window_s
+        out: list[Reward] = []
+        for item_id, (source, p, clicked) in entry["items"].items():
+            if not clicked:
+                self.counts["rewards_0"] += 1
+                out.append(Reward(request_id, entry["user"], item_id, 0, source, p, entry["ts"], end))
+        self._closed[request_id] = end
         return out
 
     def click(self, request_id: str, item_id: str, ts: float) -> list[Reward]:
@@ -158,13 +183,7 @@ class FeedbackJoin:
         self._watermark = float(now)
         out: list[Reward] = []
         for request_id in [r for r, e in self._open.items() if e["ts"] + self.window_s < now]:
-            entry = self._open.pop(request_id)
-            end = entry["ts"] + self.window_s
-            for item_id, (source, p, clicked) in entry["items"].items():
-                if not clicked:
-                    self.counts["rewards_0"] += 1
-                    out.append(Reward(request_id, entry["user"], item_id, 0, source, p, entry["ts"], end))
-            self._closed[request_id] = end
+            out.extend(self._close(request_id))
         for request_id in [r for r, end in self._closed.items() if end + self.window_s < now]:
             del self._closed[request_id]
         for request_id in [r for r, clicks in self._early.items() if clicks[0][1] + self.window_s < now]:
@@ -174,7 +193,7 @@ class FeedbackJoin:
     def state_dict(self) -> dict[str, Any]:
         """The join's whole state as JSON-able data."""
         return {
-            "window_s": self.window_s, "watermark": self._watermark if self._watermark > float("-inf") else None,
+            "window_s": self.window_s, "max_open": self.max_open, "watermark": self._watermark if self._watermark > float("-inf") else None,
             "open": {r: {"user": e["user"], "ts": e["ts"], "items": [[i, *v] for i, v in e["items"].items()]}
                      for r, e in self._open.items()},
             "closed": dict(self._closed), "early": {r: [list(c) for c in v] for r, v in self._early.items()},
@@ -184,7 +203,7 @@ class FeedbackJoin:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> FeedbackJoin:
         """Rebuild a join from :meth:`state_dict` output."""
-        j = cls(float(state["window_s"]))
+        j = cls(float(state["window_s"]), state.get("max_open"))
         j._watermark = float("-inf") if state["watermark"] is None else float(state["watermark"])
         j._open = {r: {"user": e["user"], "ts": float(e["ts"]), "items": {i[0]: [i[1], float(i[2]), bool(i[3])]
                                                                       for i in e["items"]}}

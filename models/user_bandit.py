@@ -17,7 +17,8 @@ close the feedback loop event by event:
 
 Event time is the user's own: a window closes at the user's first event after its
 end. The record is plain JSON (no pickle) and bounded: at most ``max_slates``
-remembered slates and ``max_shown`` shown counts (the smallest dropped first).
+remembered slates and open impressions (a newer impression closes the oldest early)
+and ``max_shown`` shown counts (the smallest dropped first).
 
 >>> b = UserBandit.new("thompson", seed=1, window_s=60)
 >>> b.published("r1", ["a", "b"], ["interest", "trending"], [1.0, 0.4], ts=0.0)
@@ -44,6 +45,8 @@ from models.feedback import FeedbackJoin, Reward
 
 #: Source recorded for an impressed item that no remembered slate explains.
 UNKNOWN = "unknown"
+#: Most impressions of one user whose window is open at once (and remembered slates).
+MAX_OPEN = 32
 
 
 class UserBandit:
@@ -72,7 +75,7 @@ class UserBandit:
     @classmethod
     def new(cls, policy: str, seed: int = 0, window_s: float = 1800.0) -> UserBandit:
         """A fresh record with a new ``policy`` (by name) and an empty join."""
-        return cls(make_policy(policy, seed), FeedbackJoin(window_s))
+        return cls(make_policy(policy, seed), FeedbackJoin(window_s, max_open=MAX_OPEN))
 
     @classmethod
     def from_json(cls, raw: str, policy: str, seed: int = 0, window_s: float = 1800.0) -> UserBandit:
@@ -86,7 +89,7 @@ class UserBandit:
         d = json.loads(raw)
         pol = policy_from_state(d["policy"]) if d["policy"]["policy"] == policy else make_policy(policy, seed)
         join = FeedbackJoin.from_state(d["join"])
-        join.window_s = float(window_s)
+        join.window_s, join.max_open = float(window_s), MAX_OPEN
         return cls(pol, join, {r: list(v) for r, v in d.get("slates", {}).items()},
                    {i: int(n) for i, n in d.get("shown", {}).items()})
 

@@ -85,3 +85,18 @@ def test_bad_input() -> None:
         j.impression("r", "u", ["a", "b"], ts=0.0, sources=["x"])
     with pytest.raises(ValueError, match="window_s"):
         FeedbackJoin(window_s=0)
+
+
+def test_max_open_closes_the_oldest_impression_early_and_bounds_the_state() -> None:
+    j = FeedbackJoin(window_s=60, max_open=2)
+    j.impression("r1", "u", ["a", "b"], ts=0.0)
+    j.impression("r2", "u", ["c"], ts=1.0)
+    j.click("r1", "a", ts=1.5)
+    early = j.impression("r3", "u", ["d"], ts=2.0)  # r1 closes now: b gets its 0
+    assert [(r.request_id, r.item_id, r.reward) for r in early] == [("r1", "b", 0)]
+    assert j.click("r1", "b", ts=3.0) == [] and j.counts["late_clicks"] == 1
+    for n in range(4, 20):
+        j.impression(f"r{n}", "u", ["x"], ts=float(n))
+    state = j.state_dict()
+    assert len(state["open"]) == 2 and len(state["closed"]) <= 8
+    assert FeedbackJoin.from_state(state).state_dict() == state
