@@ -38,6 +38,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "tags",
     "deleted",
     "ts",
+    "in_stock",
 )
 
 #: Items generated per category by :func:`demo_catalog`.
@@ -1051,6 +1052,7 @@ def _category_items(category: str, spec: _CategorySpec, rng: random.Random, coun
                 "tags": tags[:4],
                 "deleted": False,
                 "ts": None,
+                "in_stock": True,
             }
         )
     return items
