@@ -27,42 +27,48 @@ async def take_batches(stream: Any, max_events: int, within_s: float) -> AsyncIt
     if max_events < 1 or within_s < 0:
         raise ValueError("max_events must be >= 1 and within_s >= 0")
     manual = stream.noack()
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_events)
-    loop = asyncio.get_running_loop()
+    buffer: list[Any] = []
+    ready = asyncio.Event()  # at least one event is buffered
+    full = asyncio.Event()  # max_events are buffered
+    room = asyncio.Event()  # the buffer may take more
+    room.set()
 
     async def pump() -> None:
         async for event in manual.events():
-            await queue.put(event)
+            buffer.append(event)
+            ready.set()
+            if len(buffer) >= max_events:
+                full.set()
+                room.clear()
+                await room.wait()
 
     reader = asyncio.ensure_future(pump())
-    first: asyncio.Future[Any] | None = None
+    waiters: set[asyncio.Future[Any]] = set()
     try:
         while True:
-            first = asyncio.ensure_future(queue.get())
-            await asyncio.wait({first, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not first.done():  # the stream ended (or failed): nothing more to batch
-                first.cancel()
+            waiters = {asyncio.ensure_future(ready.wait())}
+            await asyncio.wait(waiters | {reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not buffer:  # the stream ended (or failed): nothing more to batch
                 reader.result()
                 return
-            batch = [first.result()]
-            deadline = loop.time() + within_s
-            while len(batch) < max_events:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0 or reader.done():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
+            if not full.is_set() and within_s > 0 and not reader.done():
+                waiters = {asyncio.ensure_future(full.wait())}
+                await asyncio.wait(waiters | {reader}, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            batch = buffer[:max_events]
+            del buffer[:max_events]
+            if not buffer:
+                ready.clear()
+            if len(buffer) < max_events:
+                full.clear()
+                room.set()
             yield batch
             for event in batch:  # reached only when the consumer came back for more
                 await manual.ack(event)
     finally:
-        if first is not None:
-            first.cancel()
+        for w in waiters:
+            w.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader

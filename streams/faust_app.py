@@ -1,11 +1,12 @@
 """The Faust application class and its factory.
 
-:class:`StreamrecApp` changes three things in Faust: the longest time a fetch waits
+:class:`StreamrecApp` changes four things in Faust: the longest time a fetch waits
 for data, which Faust hard-codes to 1.5 s (brokers that hold a fetch for its whole
 max wait, as the embedded one does, would add that to every hop); the end offsets
 tables are recovered up to, which must be the log's end even where the broker's
-ListOffsets answer trails it (:mod:`streams.log_end`); and the size of the producer
-buffer that queues table writes.
+ListOffsets answer trails it (:mod:`streams.log_end`); the size of the producer
+buffer that queues table writes; and, on the event topics, no committing over a jump
+in the offsets read (see ``_Consumer._add_gap``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust counts a jump in the offsets it reads as a gap that may be committed (records
+        # a compacted topic no longer has). On the event topics (never compacted) a jump only
+        # comes from a prefetched message read after a seek back to the committed offset, and
+        # the messages it jumped over are then dropped as "already read": committing over
+        # them would lose them. They stay uncommitted instead, and streams.offset_holes reads
+        # the partition again from there.
+        if tp.topic in getattr(self.app.conf, "streamrec_gapless_topics", ()):
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -99,4 +111,7 @@ def create_app(settings: Settings) -> StreamrecApp:
     app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
     app.conf.streamrec_client_kwargs = aiokafka_kwargs(settings)  # type: ignore[attr-defined]
     app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size  # type: ignore[attr-defined]
+    app.conf.streamrec_gapless_topics = frozenset(  # type: ignore[attr-defined]
+        {settings.topic_clicks, settings.topic_searches, settings.topic_impressions}
+    )
     return app
