@@ -22,7 +22,6 @@ from models.image_preprocess import decode_image
 from models.item_embedding import item_text
 from models.similar_items import affected_items, catalog_view, nearest_items
 from models.types import ItemId, Vector
-from streams.batching import take_batches
 from streams.images import ImageUnavailable, load_image_bytes
 from streams.internal import ItemVector
 from streams.records import ItemEvent
@@ -89,7 +88,7 @@ def register(p: Pipeline) -> None:
     @p.app.agent(p.topics.catalog, name="catalog")
     async def catalog(stream):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
-        async for events in take_batches(stream, 64, 0.2):
+        async for events in stream.take_events(64, within=0.2):
             good = await decode_batch(p, events, ItemEvent, p.limits(catalog=True), key_field="item_id")
             latest = {rec.item_id: rec for _, rec in good}  # last write per item in the batch wins
             upserts = [r for r in latest.values() if not r.deleted]

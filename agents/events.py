@@ -29,7 +29,6 @@ from agents.forget import erase_users, is_forget
 from agents.refresh import refresh_users
 from models.state_updates import apply_events, apply_feedback
 from models.user_guard import UserGuard
-from streams.batching import take_batches
 from streams.internal import StatsDelta
 from streams.records import ClickEvent, ImpressionEvent, SearchEvent
 from streams.user_table import save_states
@@ -61,7 +60,7 @@ def register(p: Pipeline) -> None:
     async def events(stream):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
         await p.items_ready.wait()
-        async for batch in take_batches(stream, s.event_batch_size, s.refresh_debounce_s):
+        async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
             limits = p.limits()
             click_events = [e for e in batch if e.message.topic == s.topic_clicks]
             search_events = [e for e in batch if e.message.topic == s.topic_searches]

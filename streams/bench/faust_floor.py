@@ -2,9 +2,8 @@
 
 ``python -m streams.bench.faust_floor --events 100000 --users 20000`` produces a
 backlog of click events to the embedded broker, then starts a child process whose
-only agent reads the stream in micro-batches (``--batching take_batches``, as the
-events agent does, same batch size and window; or Faust's own ``take_events``) and
-decodes each value's JSON -- no state, no scoring, no output.
+only agent iterates ``stream.take_events`` (as the events agent does, same batch
+size and window) and decodes each value's JSON -- no state, no scoring, no output.
 Its events/s and CPU per event are the ceiling any Faust-stream-based worker can
 reach on this machine and broker, whatever its own code costs.
 """
@@ -29,9 +28,8 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 
 
-def _child(bootstrap: str, topic: str, n_events: int, result_path: Path, batching: str) -> None:
+def _child(bootstrap: str, topic: str, n_events: int, result_path: Path) -> None:
     """Run the no-op agent until ``n_events`` are seen; write the figures to ``result_path``."""
-    from streams.batching import take_batches
     from streams.faust_app import StreamrecApp
 
     s = Settings()
@@ -61,11 +59,7 @@ def _child(bootstrap: str, topic: str, n_events: int, result_path: Path, batchin
 
     @app.agent(source)
     async def noop(stream):  # type: ignore[no-untyped-def]
-        batches = (
-            take_batches(stream, s.event_batch_size, s.refresh_debounce_s) if batching == "take_batches"
-            else stream.take_events(s.event_batch_size, within=s.refresh_debounce_s)
-        )
-        async for batch in batches:
+        async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
             if not seen["n"]:
                 seen["t0"], seen["cpu0"] = time.time(), sample(os.getpid()).cpu_s
             for event in batch:
@@ -87,12 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--batching", choices=["take_batches", "take_events"], default="take_batches",
-                        help="streams.batching.take_batches (the events agent's) or Faust's Stream.take_events")
     parser.add_argument("--child", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], args.child[1], args.events, Path(args.child[2]), args.batching)
+        _child(args.child[0], args.child[1], args.events, Path(args.child[2]))
         return
     with EmbeddedRuntime() as rt:
         s = Settings(kafka_bootstrap_servers=rt.bootstrap, redis_url=SecretStr(rt.url)).isolated("floor")
@@ -105,13 +97,13 @@ def main() -> None:
         producer.flush()
         result = Path(tempfile.mkdtemp(prefix="faust-floor-")) / "result.json"
         cmd = [sys.executable, "-m", "streams.bench.faust_floor", "--events", str(args.events),
-               "--batching", args.batching, "--child", rt.bootstrap, s.topic_clicks, str(result)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+               "--child", rt.bootstrap, s.topic_clicks, str(result)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if not result.exists():
             raise SystemExit(f"the no-op worker failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         f = json.loads(result.read_text())
         print(
-            f"Faust {args.batching} + JSON decode, no work: {f['events']:,} events in {f['seconds']:.1f} s = "
+            f"Faust take_events + JSON decode, no work: {f['events']:,} events in {f['seconds']:.1f} s = "
             f"{f['events_per_s']:,.0f} events/s, {f['cpu_us_per_event']:.0f} us CPU per event"
         )
 
