@@ -56,6 +56,7 @@ def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[t
             rec.fresh.learn_shown(item_id, n)
         for item_id, n in delta.clicked:
             rec.fresh.learn_one(item_id, 1, n)
+        p.metrics.item_stats_applied.inc()
 
 
 async def follow_item_state(p: Pipeline) -> None:

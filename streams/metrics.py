@@ -173,6 +173,13 @@ class Metrics:
             "Input partitions read again from their committed offset after the consumer skipped a message",
             ["topic", "partition"], registry=r,
         )
+        self.item_stats_sent = Counter(
+            "streamrec_item_stats_sent", "Item-statistics increments this worker produced", registry=r
+        )
+        self.item_stats_applied = Counter(
+            "streamrec_item_stats_applied",
+            "Item-statistics increments (from every worker) applied to this worker's item state", registry=r,
+        )
         self.started = Gauge("streamrec_start_time_seconds", "When this worker's metrics were created", registry=r)
         self.started.set(time.time())
         self.lag = LagCollector()

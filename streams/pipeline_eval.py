@@ -181,8 +181,27 @@ class PipelineRecommender:
         try:
             self._worker.check_alive()
             self._reader.wait_for(wanted, self._timeout)
+            self._wait_item_stats_applied()
         except WorkerFailed as exc:
             raise PipelineEvalError(str(exc)) from None
+
+    def _wait_item_stats_applied(self) -> None:
+        """Block until the worker applied every item-statistics increment it produced, so the
+        next batch meets this one's increments, as in process (the only worker on its topics)."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            figures = metric_values(self._worker.metrics(), ("streamrec_item_stats_sent_total",
+                                                             "streamrec_item_stats_applied_total"))
+            sent, applied = figures["streamrec_item_stats_sent_total"], figures["streamrec_item_stats_applied_total"]
+            if applied >= sent:
+                return
+            if time.monotonic() > deadline:
+                raise PipelineEvalError(
+                    f"the worker applied {applied:.0f} of the {sent:.0f} item-statistics increments it produced "
+                    f"within {self._timeout:.0f}s"
+                )
+            self._worker.check_alive()
+            time.sleep(0.01)
 
     def recommend(
         self, user_id: UserId, k: int, exclude: set[ItemId], now: Timestamp | None = None
@@ -254,6 +273,20 @@ def running_pipeline(
         rec = PipelineRecommender(s, worker, reader, timeout=timeout)
         stack.callback(rec.close)
         yield rec
+
+
+def metric_values(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The values of unlabelled samples ``names`` in Prometheus text ``text`` (0 when absent).
+
+    >>> metric_values("# HELP a_total A\\na_total 3.0\\nb 1\\n", ("a_total", "c"))
+    {'a_total': 3.0, 'c': 0.0}
+    """
+    found = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    return found
 
 
 def worker_ranker_dir(bundle: Bundle, root: Path) -> Path:
