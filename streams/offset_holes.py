@@ -10,10 +10,17 @@ at the dropped message (nothing past a gap is committed), which keeps it safe in
 but the worker never processes it until it restarts: its user's state misses an event
 and their list is not refreshed.
 
+A stream can also lose a message it did take: Faust's ``take_events`` buffer has been
+seen to keep one message tracked as in flight forever, never processed nor acknowledged,
+while the messages after it were processed and acknowledged (and one of them acknowledged
+twice). A partition processes its messages in offset order and a batch acknowledges all of
+its messages together, so a message still in flight once a later offset of its partition
+is acknowledged was overtaken: it is lost in the same way.
+
 :class:`HoleWatch` spots that state from the consumer's own bookkeeping, per input
 partition: the log has a message at the committed offset, the consumer has read at or
-past it, it is neither acknowledged nor held by a stream, and the committed offset has
-not moved for ``timeout_s``. :func:`watch_holes` then seeks the partition back to its
+past it, it is not acknowledged, it is either not held by a stream or held while a later
+offset is already acknowledged, and the committed offset has not moved for ``timeout_s``. :func:`watch_holes` then seeks the partition back to its
 committed offset, so the skipped message (and the ones after it) are delivered again.
 Every input is idempotent in the worker (event ids are deduplicated in the user's state,
 catalog upserts replace, impressions are recognised by request id), so the messages
@@ -40,6 +47,7 @@ class HeadState:
     highwater: int | None  # the log's end as the last fetch reported it
     acked: bool  # the message at ``committed`` is acknowledged (processed, not yet committed)
     in_flight: bool  # the message at ``committed`` is held by a stream (delivered, not acknowledged)
+    overtaken: bool = False  # some later offset of the partition is already acknowledged
 
 
 class HoleWatch:
@@ -51,6 +59,9 @@ class HoleWatch:
     (False, False, True)
     >>> w.observe("p2", HeadState(105, 104, 105, False, False), now=6.0)  # caught up: no hole
     False
+    >>> held = HeadState(committed=68, read=104, highwater=105, acked=False, in_flight=True)
+    >>> HoleWatch.is_hole(held), HoleWatch.is_hole(HeadState(68, 104, 105, False, True, overtaken=True))
+    (False, True)
     """
 
     def __init__(self, timeout_s: float = 10.0) -> None:
@@ -61,10 +72,12 @@ class HoleWatch:
 
     @staticmethod
     def is_hole(h: HeadState) -> bool:
-        """True when the message at the committed offset exists, was read past, and nobody holds it."""
+        """True when the message at the committed offset exists, was read past, is not acknowledged,
+        and nobody holds it -- or it is held while a later offset was already acknowledged."""
         if h.committed is None or h.read is None or h.highwater is None:
             return False
-        return h.highwater > h.committed and h.read >= h.committed and not h.acked and not h.in_flight
+        lost = not h.in_flight or h.overtaken
+        return h.highwater > h.committed and h.read >= h.committed and not h.acked and lost
 
     def observe(self, tp: Any, head: HeadState, now: float) -> bool:
         """Record ``tp``'s head at ``now``; True when it has been a hole at the same offset for ``timeout_s``."""
@@ -94,12 +107,14 @@ def head_state(consumer: Any, tp: Any) -> HeadState:
     in_flight = committed is not None and any(
         m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
     )
+    acked = consumer._acked_index.get(tp, ())
     return HeadState(
         committed=committed,
         read=consumer._read_offset.get(tp),
         highwater=consumer.highwater(tp),
-        acked=committed is not None and committed in consumer._acked_index.get(tp, ()),
+        acked=committed in acked,
         in_flight=in_flight,
+        overtaken=any(offset > committed for offset in list(acked)),
     )
 
 
@@ -131,10 +146,11 @@ async def watch_holes(
         for tp in assigned:
             head = head_state(consumer, tp)
             if watch.observe(tp, head, now()):
+                how = "held by a stream but overtaken" if head.in_flight else "skipped by the consumer"
                 log.warning(
-                    "%s[%d]: the message at committed offset %s was skipped by the consumer "
+                    "%s[%d]: the message at committed offset %s was %s "
                     "(read up to %s, log end %s); reading the partition again from it",
-                    tp.topic, tp.partition, head.committed, head.read, head.highwater,
+                    tp.topic, tp.partition, head.committed, how, head.read, head.highwater,
                 )
                 assert head.committed is not None
                 await consumer.seek_wait({tp: head.committed})

@@ -8,8 +8,8 @@ from streams.offset_holes import HeadState, HoleWatch
 
 
 def head(committed: int | None = 68, read: int | None = 104, highwater: int | None = 105,
-         acked: bool = False, in_flight: bool = False) -> HeadState:
-    return HeadState(committed, read, highwater, acked, in_flight)
+         acked: bool = False, in_flight: bool = False, overtaken: bool = False) -> HeadState:
+    return HeadState(committed, read, highwater, acked, in_flight, overtaken)
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,9 @@ def head(committed: int | None = 68, read: int | None = 104, highwater: int | No
         (head(), True),  # the message at 68 was read past, nobody holds it
         (head(acked=True), False),  # processed, waiting for the next commit
         (head(in_flight=True), False),  # held by a stream (e.g. a batch in progress)
+        (head(in_flight=True, overtaken=True), True),  # held, but a later offset is already processed
+        (head(acked=True, overtaken=True), False),  # processed with the ones after it
+        (head(overtaken=True), True),
         (head(committed=105, read=104), False),  # everything processed
         (head(read=67), False),  # not read that far yet: still to be fetched
         (head(highwater=68), False),  # nothing at the committed offset (idle partition after a seek)
@@ -59,3 +62,32 @@ def test_partitions_are_watched_apart() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         HoleWatch(timeout_s=0)
+
+
+def test_a_message_held_while_later_ones_were_processed_is_reread() -> None:
+    w = HoleWatch(timeout_s=10.0)
+    assert not w.observe("tp", head(in_flight=True, overtaken=True), 0.0)
+    assert not w.observe("tp", head(in_flight=True, overtaken=True), 9.0)
+    assert w.observe("tp", head(in_flight=True, overtaken=True), 10.0)
+
+
+class _Consumer:
+    """The few bits of a Faust consumer's bookkeeping that :func:`head_state` reads."""
+
+    def __init__(self, committed: int, acked: set[int], unacked: list[tuple[str, int]]) -> None:
+        self._committed_offset = {"tp": committed}
+        self._acked_index = {"tp": acked}
+        self._unacked_messages = [type("M", (), {"tp": tp, "offset": o})() for tp, o in unacked]
+        self._read_offset = {"tp": 104}
+
+    def highwater(self, tp: str) -> int:
+        return 105
+
+
+def test_head_state_reads_overtaken_from_the_acknowledged_offsets() -> None:
+    from streams.offset_holes import head_state
+
+    held = head_state(_Consumer(68, {69, 70}, [("tp", 68)]), "tp")
+    assert held.in_flight and held.overtaken and not held.acked and HoleWatch.is_hole(held)
+    batch = head_state(_Consumer(68, set(), [("tp", 68), ("tp", 69)]), "tp")
+    assert batch.in_flight and not batch.overtaken and not HoleWatch.is_hole(batch)
