@@ -1,12 +1,13 @@
 """The Faust application class and its factory.
 
-:class:`StreamrecApp` changes four things in Faust: the longest time a fetch waits
+:class:`StreamrecApp` changes five things in Faust: the longest time a fetch waits
 for data, which Faust hard-codes to 1.5 s (brokers that hold a fetch for its whole
 max wait, as the embedded one does, would add that to every hop); the end offsets
 tables are recovered up to, which must be the log's end even where the broker's
 ListOffsets answer trails it (:mod:`streams.log_end`); the size of the producer
 buffer that queues table writes; and, on the event topics, no committing over a jump
-in the offsets read (see ``_Consumer._add_gap``).
+in the offsets read (see ``_Consumer._add_gap``) nor over a missing message at the head
+of the acknowledged ones (``_Consumer._new_offset``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from streams.kafka_config import (
     faust_broker_url,
 )
 from streams.log_end import log_ends
+from streams.offset_holes import head_missing
 from streams.settings import Settings
 
 
@@ -59,6 +61,18 @@ class _Consumer(faust_aiokafka.Consumer):
         if tp.topic in getattr(self.app.conf, "streamrec_gapless_topics", ()):
             return
         await super()._add_gap(tp, offset_from, offset_to)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        # Faust's check for a missing message at the head of the acknowledged offsets is off
+        # by one: with the committed offset at 30 (the next to process) and 31.. acknowledged,
+        # it sees no gap and commits 45, over the unprocessed 30. A message the consumer
+        # dropped around a rebalance was lost that way. On the event topics, nothing is
+        # committed while the message at the committed offset is not acknowledged; the
+        # skipped-input watch (streams.offset_holes) reads it again.
+        gapless = tp.topic in getattr(self.app.conf, "streamrec_gapless_topics", ())
+        if gapless and head_missing(self._acked[tp], self._committed_offset.get(tp)):
+            return None
+        return super()._new_offset(tp)  # type: ignore[no-any-return]
 
 
 class _Transport(faust_aiokafka.Transport):

@@ -207,7 +207,8 @@ class Settings(BaseSettings):
     skipped_input_timeout_s: float = Field(
         default=10.0, gt=0,
         description="an input partition whose message at the committed offset was skipped by the consumer "
-        "(neither processed nor held) for this long is read again from that offset",
+        "(neither processed nor held, or held while later ones were processed) for this long is read again "
+        "from that offset; one merely held by a stream, for three times this long",
     )
     skipped_input_check_s: float = Field(default=1.0, gt=0, description="how often that check runs")
 

@@ -43,12 +43,25 @@ def test_a_hole_is_reread_only_once_it_persisted_at_the_same_offset() -> None:
     assert w.observe("tp", head(committed=70), 29.0)
 
 
-def test_a_held_message_resets_the_clock() -> None:
+def test_a_held_message_waits_the_longer_timeout() -> None:
+    w = HoleWatch(timeout_s=10.0)
+    assert w.held_timeout_s == 30.0
+    assert not w.observe("tp", head(in_flight=True), 0.0)
+    assert not w.observe("tp", head(in_flight=True), 29.0)
+    assert w.observe("tp", head(in_flight=True), 30.0)
+
+
+def test_a_processed_head_resets_the_clock() -> None:
     w = HoleWatch(timeout_s=10.0)
     assert not w.observe("tp", head(), 0.0)
-    assert not w.observe("tp", head(in_flight=True), 5.0)
+    assert not w.observe("tp", head(acked=True), 5.0)
     assert not w.observe("tp", head(), 12.0)  # counts from here again
     assert w.observe("tp", head(), 22.0)
+
+
+def test_held_timeout_is_not_shorter_than_timeout() -> None:
+    with pytest.raises(ValueError, match="held_timeout_s"):
+        HoleWatch(timeout_s=10.0, held_timeout_s=5.0)
 
 
 def test_partitions_are_watched_apart() -> None:
@@ -91,3 +104,19 @@ def test_head_state_reads_overtaken_from_the_acknowledged_offsets() -> None:
     assert held.in_flight and held.overtaken and not held.acked and HoleWatch.is_hole(held)
     batch = head_state(_Consumer(68, set(), [("tp", 68), ("tp", 69)]), "tp")
     assert batch.in_flight and not batch.overtaken and not HoleWatch.is_hole(batch)
+
+
+@pytest.mark.parametrize(
+    ("acked", "committed", "missing"),
+    [
+        ([31, 32, 44], 30, True),  # 30, the next to process, is not acknowledged: commit nothing
+        ([30, 31], 30, False),
+        ([32, 31], 30, True),  # unsorted, as Faust appends them
+        ([], 30, False),
+        ([5], None, False),  # never committed: the head is unknown
+    ],
+)
+def test_head_missing(acked: list[int], committed: int | None, missing: bool) -> None:
+    from streams.offset_holes import head_missing
+
+    assert head_missing(acked, committed) is missing
