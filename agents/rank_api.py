@@ -11,12 +11,15 @@ table (Faust's router finds it; the body is forwarded with one HTTP POST, since
 rebalance) or the owner cannot be reached, the receiving worker answers from what it
 holds (``personalised: false`` when it has no state for the user). With
 ``"shown": true`` the answer is logged as an impression on ``events.impressions``
-under the returned ``request_id``. Bad input gets a 4xx with the reason, never a 500.
+under the returned ``request_id``; as that changes state, such a request must carry
+``Authorization: Bearer <STREAMREC_WEB_TOKEN>`` (401 otherwise; 403 on a worker with no
+token set). Bad input gets a 4xx with the reason, never a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from faust.web import View
 from kafka.partitioner.default import murmur2
+from pydantic import SecretStr
 from yarl import URL
 
 from models.filters import FilterError, ItemFilter
@@ -204,12 +208,39 @@ def _owner(p: Pipeline, user_id: str) -> str | None:
     return None
 
 
-async def _forward(p: Pipeline, base: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def check_token(token: SecretStr | None, authorization: str | None, calls: Sequence[RankCall]) -> None:
+    """Refuse requests that change state (``shown``) unless they carry the worker's bearer token.
+
+    >>> from pydantic import SecretStr
+    >>> shown = [RankCall("u", ["a"], "home", None, ItemFilter(), True)]
+    >>> check_token(SecretStr("s3cret"), "Bearer s3cret", shown)  # allowed
+    >>> check_token(None, None, [RankCall("u", ["a"], "home", None, ItemFilter(), False)])  # nothing to change
+    >>> check_token(SecretStr("s3cret"), "Bearer guess", shown)
+    Traceback (most recent call last):
+    ...
+    agents.rank_api.BadRequest: "shown": true logs an impression and needs the worker's token: send Authorization: Bearer <STREAMREC_WEB_TOKEN>
+    """
+    if not any(c.shown for c in calls):
+        return
+    if token is None:
+        raise BadRequest(403, "forbidden", '"shown": true logs an impression, which this worker does not accept: '
+                         "set STREAMREC_WEB_TOKEN on the workers and send it as Authorization: Bearer <token>")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        raise BadRequest(401, "unauthorized", '"shown": true logs an impression and needs the worker\'s token: '
+                         "send Authorization: Bearer <STREAMREC_WEB_TOKEN>")
+
+
+async def _forward(
+    p: Pipeline, base: str, bodies: list[dict[str, Any]], authorization: str | None = None
+) -> list[dict[str, Any]] | None:
     """Ask the owning worker; None when it cannot be reached (then this worker answers)."""
+    headers = {"Content-Type": "application/json", ROUTED_HEADER: "1"}
+    if authorization:
+        headers["Authorization"] = authorization
     try:
         async with p.app.http_client.post(
-            f"{base}/v1/rank/batch", data=json.dumps({"requests": bodies}).encode(),
-            headers={"Content-Type": "application/json", ROUTED_HEADER: "1"},
+            f"{base}/v1/rank/batch", data=json.dumps({"requests": bodies}).encode(), headers=headers,
         ) as resp:
             if resp.status != 200:
                 log.warning("worker %s answered %d to a routed rank request", base, resp.status)
@@ -221,17 +252,19 @@ async def _forward(p: Pipeline, base: str, bodies: list[dict[str, Any]]) -> list
 
 
 async def answer(
-    p: Pipeline, bodies: list[Any], routed: bool, batch: bool = False, trends: TrendCache | None = None
+    p: Pipeline, bodies: list[Any], routed: bool, batch: bool = False, trends: TrendCache | None = None,
+    authorization: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate, route by owner, rank: one answer per request body, in order."""
+    """Validate, authorise, route by owner, rank: one answer per request body, in order."""
     calls = [parse_call(b, p, i if batch else None) for i, b in enumerate(bodies)]
+    check_token(p.settings.web_token, authorization, calls)
     groups: dict[str | None, list[int]] = {}
     for i, c in enumerate(calls):
         groups.setdefault(None if routed else _owner(p, c.user_id), []).append(i)
     out: list[dict[str, Any] | None] = [None] * len(calls)
     local = groups.pop(None, [])
     for base, idx in groups.items():
-        remote = await _forward(p, base, [bodies[i] for i in idx])
+        remote = await _forward(p, base, [bodies[i] for i in idx], authorization)
         if remote is None or len(remote) != len(idx):
             local.extend(idx)
             continue
@@ -265,7 +298,8 @@ def register(p: Pipeline) -> None:
             t0 = time.perf_counter()
             try:
                 body = _json_body(await request.read())
-                (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1", trends=trends)
+                (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1", trends=trends,
+                                      authorization=request.headers.get("Authorization"))
                 return self.web.json(res, headers=timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)
@@ -283,7 +317,7 @@ def register(p: Pipeline) -> None:
                                      f"{len(reqs)} requests; send 1 to {p.settings.rank_max_batch} "
                                      "(STREAMREC_RANK_MAX_BATCH)")
                 res = await answer(p, reqs, routed=request.headers.get(ROUTED_HEADER) == "1", batch=True,
-                                   trends=trends)
+                                   trends=trends, authorization=request.headers.get("Authorization"))
                 return self.web.json({"responses": res}, headers=timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)

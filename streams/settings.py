@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     )
     rank_max_items: int = Field(default=1000, ge=1, le=100_000, description="most items in one /v1/rank request")
     rank_max_batch: int = Field(default=100, ge=1, description="most requests in one /v1/rank/batch call")
+    web_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token that web requests changing state must carry (/v1/rank with shown: true, which "
+        "logs an impression); unset: such requests are refused",
+    )
     redis_cluster: bool = Field(
         default=False, description="the Redis URL is a Redis Cluster node; keys take the user id as hash tag"
     )

@@ -39,11 +39,12 @@ from typing import Any
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-import pytest  # noqa: E402
+import pytest
+from pydantic import SecretStr
 
-from streams.runtime import EmbeddedRuntime  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.worker_process import WorkerProcess  # noqa: E402
+from streams.runtime import EmbeddedRuntime
+from streams.settings import Settings
+from streams.worker_process import WorkerProcess
 
 #: Settings fields holding topic names; the ``settings`` fixture suffixes each per test.
 TOPIC_FIELDS = tuple(
@@ -209,6 +210,10 @@ def wait_for_rec_fixture() -> Any:
     return wait_for_rec
 
 
+#: The bearer token of the :func:`live_pipeline` worker (requests that change state need it).
+LIVE_WEB_TOKEN = "live-test-token"
+
+
 @pytest.fixture(scope="module")
 def live_pipeline(
     embedded: EmbeddedRuntime, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -222,7 +227,9 @@ def live_pipeline(
 
     unique_id = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp(f"live-{unique_id}")
-    s = make_settings(embedded, model_dir, tmp / "data", unique_id)
+    s = make_settings(embedded, model_dir, tmp / "data", unique_id).model_copy(
+        update={"web_token": SecretStr(LIVE_WEB_TOKEN)}
+    )
     ensure_topics(s)
     catalog = demo_catalog(seed=7)
     worker = WorkerProcess(s, tmp / "worker.log").start()

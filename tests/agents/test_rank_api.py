@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from agents.rank_api import openapi_document
+from tests.conftest import LIVE_WEB_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +24,12 @@ def schema(name: str) -> Draft202012Validator:
     return Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": DOC["components"]})
 
 
-def post(url: str, body: Any, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+def post(url: str, body: Any, raw: bytes | None = None, token: str | None = None) -> tuple[int, dict[str, Any]]:
     data = raw if raw is not None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -62,7 +66,8 @@ def test_rank_orders_a_users_items_by_their_interest_and_logs_shown_lists(live_p
     live.wait_for_rec("ranker-fan", now + 0.05)
     mixed = [x for c in ("toys", "running", "books") for x in cats[c][8:14]]
     status, res = post(live.worker.base_url + "/v1/rank",
-                       {"user_id": "ranker-fan", "items": mixed, "surface": "home", "shown": True})
+                       {"user_id": "ranker-fan", "items": mixed, "surface": "home", "shown": True},
+                       token=LIVE_WEB_TOKEN)
     assert status == 200, res
     schema("RankResponse").validate(res)
     assert res["personalised"] and res["shown"]
@@ -168,3 +173,31 @@ def test_bad_batch_names_the_request_at_fault(live_pipeline: Any) -> None:
     assert got == 400 and res["error"] == "bad_batch_size"
     got, res = post(url, {"user_id": "u"})
     assert got == 400 and res["error"] == "bad_request"
+
+
+def test_a_shown_list_needs_the_workers_token_and_logs_nothing_without_it(live_pipeline: Any,
+                                                                          read_topic: Any) -> None:
+    url = live_pipeline.worker.base_url + "/v1/rank"
+    body = {"user_id": "token-probe", "items": ["audio-001", "audio-002"], "shown": True}
+    for token in (None, "wrong-token", LIVE_WEB_TOKEN[:-1]):
+        got, res = post(url, body, token=token)
+        assert (got, res["error"]) == (401, "unauthorized"), res
+        schema("Error").validate(res)
+        assert "Authorization: Bearer" in res["reason"]
+    got, res = post(live_pipeline.worker.base_url + "/v1/rank/batch",
+                    {"requests": [{"user_id": "token-probe", "items": ["audio-001"]}, body]})
+    assert (got, res["error"]) == (401, "unauthorized"), res
+    # Nothing that changes no state needs the token.
+    got, res = post(url, {**body, "shown": False})
+    assert got == 200 and not res["shown"]
+    got, res = post(url, body, token=LIVE_WEB_TOKEN)
+    assert got == 200 and res["shown"], res
+    # Only the authorised request was logged as an impression.
+    deadline = time.monotonic() + 60
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not found:
+        records = read_topic(live_pipeline.settings, live_pipeline.settings.topic_impressions,
+                             live_pipeline.settings.partitions)
+        found = [json.loads(r.value) for r in records if r.key == b"token-probe"]
+        time.sleep(0.2)
+    assert [f["request_id"] for f in found] == [res["request_id"]]
