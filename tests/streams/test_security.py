@@ -24,6 +24,7 @@ from streams.settings import Settings
 
 KAFKA_SECRET = "kafka-pw-5f3b9e"
 REDIS_SECRET = "redis-pw-8c1d2a"
+WEB_SECRET = "web-token-3e7a41"
 
 
 def _secure_settings() -> Settings:
@@ -34,6 +35,7 @@ def _secure_settings() -> Settings:
         kafka_sasl_username="svc",
         kafka_sasl_password=SecretStr(KAFKA_SECRET),
         redis_url=SecretStr(f"rediss://:{REDIS_SECRET}@cache:6380/0"),
+        web_token=SecretStr(WEB_SECRET),
     )
 
 
@@ -47,11 +49,12 @@ def test_secrets_are_masked_in_settings_kwargs_and_faust_config(caplog: pytest.L
     texts.append(repr(app.conf.broker_credentials))
     texts.append(caplog.text)
     for text in texts:
-        assert KAFKA_SECRET not in text and REDIS_SECRET not in text, text[:300]
+        assert KAFKA_SECRET not in text and REDIS_SECRET not in text and WEB_SECRET not in text, text[:300]
     # ...while the clients get the real values.
     assert kafka_python_kwargs(s)["sasl_plain_password"] == KAFKA_SECRET
     assert s.redis_url is not None and REDIS_SECRET in s.redis_url.get_secret_value()
     assert s.to_env()["STREAMREC_KAFKA_SASL_PASSWORD"] == KAFKA_SECRET  # only for child processes' environments
+    assert s.to_env()["STREAMREC_WEB_TOKEN"] == WEB_SECRET
 
 
 def test_sasl_without_credentials_is_refused_with_the_variables_to_set() -> None:
