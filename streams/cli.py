@@ -71,9 +71,8 @@ def main() -> None:
 def worker(web_port: int | None, log_level: str | None) -> None:
     """Run a worker (with embedded servers when no addresses are configured)."""
     from streams.runtime import resolve_addresses
-    from streams.worker import run_worker
-
     from streams.topics import TopicMismatch
+    from streams.worker import run_worker
 
     s = _settings(web_port=web_port, log_level=log_level)
     _check_partial_addresses(s)
@@ -585,14 +584,15 @@ def forget(user_id: str) -> None:
               help="seconds to read the recommendations topic to its end")
 def redis_rebuild(overwrite: bool, timeout: float) -> None:
     """Restore every user's latest list in Redis from the recommendations topic (after Redis lost data)."""
-    import redis
-
     from streams.redis_rebuild import RebuildError, rebuild_redis
+    from streams.redis_sink import create_sync_redis_client
 
     s = _settings()
     _require_addresses(s)
     assert s.redis_url is not None
-    client = redis.Redis.from_url(s.redis_url.get_secret_value(), socket_timeout=30, socket_connect_timeout=5)
+    client = create_sync_redis_client(
+        s.redis_url.get_secret_value(), s.redis_cluster, socket_timeout=30, socket_connect_timeout=5
+    )
     try:
         report = rebuild_redis(s, client, overwrite=overwrite, timeout_s=timeout)
     except RebuildError as exc:

@@ -108,7 +108,8 @@ def rebuild_redis(
     settings: Settings, client: Any, *, overwrite: bool = False, now: float | None = None, timeout_s: float = 300.0,
     batch: int = 1000,
 ) -> RebuildReport:
-    """Write every user's newest list from the recommendations topic to Redis (``client``: redis-py)."""
+    """Write every user's newest list from the recommendations topic to Redis (``client``: redis-py's
+    ``Redis``, or ``RedisCluster``: the pipeline then splits by slot)."""
     import redis
 
     counter = [0]
@@ -141,6 +142,6 @@ def rebuild_redis(
                     written += 1
                 else:
                     kept += 1
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise RebuildError(f"cannot write to Redis: {exc}") from None
     return RebuildReport(messages, len(latest), written, kept, expired, deleted)

@@ -117,3 +117,35 @@ def test_a_workers_recommendations_land_in_the_cluster(
         producer.close(timeout=10)
         worker.stop()
         client.close()
+
+
+def test_redis_rebuild_writes_into_the_cluster(settings: Settings, valkey_cluster: Any) -> None:
+    from click.testing import CliRunner
+
+    from agents.refresh import recommendation_payload
+    from models.recommender import ScoredItem
+    from streams.cli import main as cli
+    from streams.producer import create_producer
+
+    s = settings.model_copy(update={"redis_url": settings.redis_url.__class__(valkey_cluster.url),  # type: ignore[union-attr]
+                                    "redis_cluster": True})
+    ensure_topics(s)
+    producer = create_producer(s)
+    now = time.time()
+    users = [f"rebuilt-{u}" for u in range(30)]
+    for u in users:
+        raw = recommendation_payload(u, (now, f"{u}-e1"), [ScoredItem("audio-001", 1.0, "interest")], "blend-1")
+        producer.send(s.topic_recommendations, key=u.encode(), value=raw)
+    producer.flush()
+    producer.close()
+    result = CliRunner().invoke(cli, ["redis-rebuild"], env=s.to_env())
+    assert result.exit_code == 0, result.output
+    assert "30 list(s) written" in result.output
+    client = cluster_client(valkey_cluster)
+    try:
+        for u in users:
+            assert json.loads(client.get(s.rec_key(u)))["trigger_event_id"] == f"{u}-e1"
+        nodes = {client.keyslot(s.rec_key(u)) // 5462 for u in users}  # 3 nodes share the 16,384 slots
+        assert len(nodes) > 1  # the keys really spread over the cluster
+    finally:
+        client.close()
