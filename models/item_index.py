@@ -44,6 +44,7 @@ class ItemIndex:
         self._titles: list[str] = []
         self._free: list[int] = []
         self.version = 0  # bumped on every change
+        self._changed_at = np.zeros(capacity, dtype=np.int64)  # per row: the version that last changed it
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -72,6 +73,9 @@ class ItemIndex:
         codes = np.full(cap, -1, dtype=np.int64)
         codes[: self._category_codes.shape[0]] = self._category_codes
         self._category_codes = codes
+        changed = np.zeros(cap, dtype=np.int64)
+        changed[: self._changed_at.shape[0]] = self._changed_at
+        self._changed_at = changed
 
     def upsert(
         self,
@@ -109,6 +113,7 @@ class ItemIndex:
         self._category_codes[row] = self._category_code(category)
         self._alive[row] = True
         self.version += 1
+        self._changed_at[row] = self.version
 
     def delete(self, item_id: ItemId) -> None:
         """Remove an item (a catalog tombstone); unknown ids are ignored."""
@@ -122,6 +127,7 @@ class ItemIndex:
         self._in_stock[row] = False
         self._free.append(row)
         self.version += 1
+        self._changed_at[row] = self.version
 
     def _category_code(self, category: str) -> int:
         if not category:
@@ -165,6 +171,17 @@ class ItemIndex:
     def matrix(self) -> Matrix:
         """Embedding rows ``[0, size)``; dead rows are zero."""
         return self._vectors[: len(self._ids)]
+
+    def changed_since(self, version: int) -> NDArray[np.int64]:
+        """Rows upserted or deleted after ``version`` (rows added since then included).
+
+        >>> idx = ItemIndex(dim=2)
+        >>> idx.upsert("a", np.array([1.0, 0.0])); v = idx.version
+        >>> idx.upsert("b", np.array([0.0, 1.0])); idx.upsert("a", np.array([1.0, 1.0]))
+        >>> idx.changed_since(v).tolist(), idx.changed_since(idx.version).tolist()
+        ([0, 1], [])
+        """
+        return np.flatnonzero(self._changed_at[: len(self._ids)] > version)
 
     @property
     def alive(self) -> NDArray[np.bool_]:

@@ -8,7 +8,10 @@ A bundle holds two graphs: the item model turns the item index's matrix into ite
 features (``rank + 1`` numbers per item) and the pair scorer ranks pairs from them.
 The item features are computed once per catalog version (the item index's
 ``version``; every upsert or delete bumps it) and reused by every micro-batch until
-then, so a pair costs a gather of a few numbers instead of a 512-d item row. (A
+then, so a pair costs a gather of a few numbers instead of a 512-d item row. When the
+catalog changes, only the rows changed since (``ItemIndex.changed_since``) go through
+the item model again -- the item model works row by row -- unless more than a quarter
+of the catalog changed, which is recomputed whole. (A
 bundle with one graph reading ``item_vectors`` itself is still served as it is.)
 
 On a GPU provider the call goes through I/O binding: the item features are copied
@@ -21,6 +24,7 @@ exercise it on machines without a GPU.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from models.candidates import Candidates
+from models.item_index import ItemIndex
 from models.onnx_session import CPU_PROVIDER, active_provider, create_session
 from models.ranker_features import (
     INPUT_NAMES,
@@ -103,6 +108,7 @@ class OnnxRanker:
             self._item_input = "item_features"
         self._features_key: tuple[int, int, int] | None = None
         self._features: FloatArray | None = None
+        self._features_index: weakref.ReferenceType[ItemIndex] | None = None  # the index they belong to
         self.provider = active_provider(self.session)
         self.device_type = _DEVICE_TYPES.get(self.provider, "cpu")
         self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
@@ -124,18 +130,51 @@ class OnnxRanker:
         if len(candidates) == 0:
             return np.zeros(0, np.float32), reasons
         inputs = self.assemble(candidates, context)
-        return self.run(inputs, context.index.matrix, key=(id(context.index), context.index.version,
-                                                           context.index.size)), reasons
+        index = context.index
+        key = (id(index), index.version, index.size)
+        if self.item_session is None:
+            return self.run(inputs, index.matrix, key), reasons
+        return self.run_items(inputs, self.index_features(index), key), reasons
+
+    def index_features(self, index: ItemIndex) -> FloatArray:
+        """The item features of every row of ``index``, kept up to date incrementally: rows
+        changed since the last call are recomputed, the rest reused."""
+        key = (id(index), index.version, index.size)
+        cached = self._features
+        same_index = self._features_index is not None and self._features_index() is index
+        if cached is not None and same_index and self._features_key == key:
+            return cached
+        if cached is not None and same_index and self._features_key is not None:
+            rows = index.changed_since(self._features_key[1])
+            if 4 * len(rows) <= index.size:
+                if index.size > cached.shape[0]:
+                    grown = np.zeros((index.size, cached.shape[1]), np.float32)
+                    grown[: cached.shape[0]] = cached
+                    cached = grown
+                else:
+                    cached = cached.copy()  # an array handed out before stays as it was
+                if len(rows):
+                    cached[rows] = self._run_item_model(index.matrix[rows])
+                self._features, self._features_key = cached, key
+                return cached
+        features = self.item_features(index.matrix, key)
+        self._features_index = weakref.ref(index)
+        return features
 
     def item_features(self, item_vectors: FloatArray, key: tuple[int, int, int] | None = None) -> FloatArray:
         """The item model's output for ``item_vectors``, reused while ``key`` (the catalog version) holds."""
         if self.item_session is None:
             raise ValueError(f"ranker {self._version} has no item model: it reads item vectors itself")
         if key is None or key != self._features_key or self._features is None:
-            (out,) = self.item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": np.asarray(item_vectors, np.float32)})
-            self._features = np.asarray(out, np.float32)
+            self._features = self._run_item_model(item_vectors)
             self._features_key = key
+            self._features_index = None
         return self._features
+
+    def _run_item_model(self, item_vectors: FloatArray) -> FloatArray:
+        assert self.item_session is not None
+        (out,) = self.item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": np.asarray(item_vectors, np.float32)})
+        return np.asarray(out, np.float32)
 
     def run(self, inputs: RankerInputs, item_vectors: FloatArray, key: tuple[int, int, int] | None = None) -> FloatArray:
         """Run the model on assembled inputs; ``key`` identifies ``item_vectors`` (the catalog version)
