@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from models.event_order import insert_latest, times_for
 from models.types import ItemId, Timestamp, Vector
 from models.vectors import decay, decode_vector, encode_vector, l2_normalize
 
@@ -80,18 +81,32 @@ class UserState:
     long: DecayedMean = field(default_factory=DecayedMean)
     short: DecayedMean = field(default_factory=DecayedMean)
     query: DecayedMean = field(default_factory=DecayedMean)
+    #: The latest ``max_recent`` items interacted with, oldest first, by event time (``recent_ts``).
     recent: list[ItemId] = field(default_factory=list)
+    #: The latest ``max_bought`` items bought, by the time of their latest purchase (``bought_ts``).
     bought: list[ItemId] = field(default_factory=list)
     session_id: str | None = None
     last_ts: Timestamp = 0.0
     n_events: int = 0
-    #: Hashes of the latest event ids decided on (see :mod:`models.user_guard`), oldest first.
+    #: Hashes of the latest event ids decided on (see :mod:`models.user_guard`), oldest first by
+    #: event time (``seen_ts``).
     seen: tuple[int, ...] = ()
     #: Rate-limit token bucket: tokens left and the event time they were counted at.
     rl_tokens: float = 0.0
     rl_ts: Timestamp = 0.0
     #: The user's online bandit record as JSON (:class:`models.user_bandit.UserBandit`; "" for none yet).
     bandit: str = ""
+    #: Event times of ``recent``, ``bought`` and ``seen``, entry by entry (see :mod:`models.event_order`).
+    recent_ts: list[Timestamp] = field(default_factory=list)
+    bought_ts: list[Timestamp] = field(default_factory=list)
+    seen_ts: tuple[Timestamp, ...] = ()
+
+    def __post_init__(self) -> None:
+        # States stored before the times existed: their lists in stored order, ending at last_ts.
+        for name in ("recent", "bought", "seen"):
+            if len(getattr(self, name + "_ts")) != len(getattr(self, name)):
+                times = times_for(len(getattr(self, name)), self.last_ts)
+                object.__setattr__(self, name + "_ts", tuple(times) if name == "seen" else times)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the changelog-backed table."""
@@ -107,6 +122,9 @@ class UserState:
             "seen": list(self.seen),
             "rl": [self.rl_tokens, self.rl_ts],
             "bandit": self.bandit,
+            "recent_ts": self.recent_ts,
+            "bought_ts": self.bought_ts,
+            "seen_ts": list(self.seen_ts),
         }
 
     def to_bytes(self) -> bytes:
@@ -114,7 +132,8 @@ class UserState:
 
         Vectors are stored bit-exactly, so a state recovered from the changelog
         equals the state that was written. The dedup hashes follow the vectors as
-        little-endian uint64. No pickle: the header is JSON, the rest raw numbers.
+        little-endian uint64, then their event times as float64. No pickle: the header is
+        JSON, the rest raw numbers.
         """
         vectors: list[bytes] = []
         means: dict[str, Any] = {}
@@ -134,12 +153,15 @@ class UserState:
                 "n_events": self.n_events,
                 "ns": len(self.seen),
                 "rl": [self.rl_tokens, self.rl_ts],
+                "rt": self.recent_ts,
+                "bt": self.bought_ts,
                 **({"b": self.bandit} if self.bandit else {}),
             },
             separators=(",", ":"),
         ).encode()
         if self.seen:
             vectors.append(np.asarray(self.seen, dtype="<u8").tobytes())
+            vectors.append(np.asarray(self.seen_ts, dtype="<f8").tobytes())
         return _MAGIC + struct.pack("<I", len(header)) + header + b"".join(vectors)
 
     @classmethod
@@ -161,6 +183,10 @@ class UserState:
                 offset += size
         ns = int(h.get("ns", 0))
         seen = tuple(np.frombuffer(raw, dtype="<u8", count=ns, offset=offset).tolist()) if ns else ()
+        offset += 8 * ns
+        seen_ts: tuple[float, ...] = ()
+        if ns and len(raw) >= offset + 8 * ns:  # states written before the times have none
+            seen_ts = tuple(np.frombuffer(raw, dtype="<f8", count=ns, offset=offset).tolist())
         rl_tokens, rl_ts = h.get("rl", (0.0, 0.0))
         return cls(
             recent=list(h["recent"]),
@@ -172,6 +198,9 @@ class UserState:
             rl_tokens=float(rl_tokens),
             rl_ts=float(rl_ts),
             bandit=str(h.get("b", "")),  # states written before the field existed have none
+            recent_ts=[float(t) for t in h.get("rt", ())],
+            bought_ts=[float(t) for t in h.get("bt", ())],
+            seen_ts=seen_ts,
             **means,
         )
 
@@ -192,7 +221,20 @@ class UserState:
             rl_tokens=float((d.get("rl") or (0.0, 0.0))[0]),
             rl_ts=float((d.get("rl") or (0.0, 0.0))[1]),
             bandit=str(d.get("bandit") or ""),
+            recent_ts=[float(t) for t in d.get("recent_ts") or ()],
+            bought_ts=[float(t) for t in d.get("bought_ts") or ()],
+            seen_ts=tuple(float(t) for t in d.get("seen_ts") or ()),
         )
+
+
+def _session(state: UserState, session_id: str | None, ts: Timestamp) -> str | None:
+    """The session after an event of ``session_id`` at ``ts``: a late event does not change it
+    (and of two at the same time, the greater id wins, whichever came first)."""
+    if not session_id or state.session_id is None or ts > state.last_ts:
+        return session_id or state.session_id
+    if ts == state.last_ts:
+        return max(session_id, state.session_id)
+    return state.session_id
 
 
 class InterestLearner:
@@ -235,17 +277,19 @@ class InterestLearner:
         if item_vector is not None:
             long = long.add(item_vector, w, ts, self.long_half_life)
             short = short.add(item_vector, w, ts, self.short_half_life)
-        recent = [i for i in state.recent if i != item_id] + [item_id]
-        bought = state.bought
-        if kind == "purchase" and item_id not in bought:
-            bought = (bought + [item_id])[-self.max_bought :]
+        recent, recent_ts = insert_latest(state.recent, state.recent_ts, item_id, ts, self.max_recent)
+        bought, bought_ts = state.bought, state.bought_ts
+        if kind == "purchase":
+            bought, bought_ts = insert_latest(bought, bought_ts, item_id, ts, self.max_bought)
         return replace(
             state,
             long=long,
             short=short,
-            recent=recent[-self.max_recent :],
+            recent=recent,
+            recent_ts=recent_ts,
             bought=bought,
-            session_id=session_id or state.session_id,
+            bought_ts=bought_ts,
+            session_id=_session(state, session_id, ts),
             last_ts=max(state.last_ts, ts),
             n_events=state.n_events + 1,
         )
@@ -258,7 +302,7 @@ class InterestLearner:
             state,
             short=state.short.add(query_vector, self.query_weight, ts, self.short_half_life),
             query=state.query.add(query_vector, 1.0, ts, self.query_half_life),
-            session_id=session_id or state.session_id,
+            session_id=_session(state, session_id, ts),
             last_ts=max(state.last_ts, ts),
             n_events=state.n_events + 1,
         )

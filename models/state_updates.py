@@ -107,7 +107,10 @@ def apply_events(
                 continue
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
-            fx.pairs.extend(covisit_pairs(state.recent, c.item_id, covisit_window, covisit_decay))
+            before = state.recent if not state.recent_ts or state.recent_ts[-1] <= c.ts else [
+                i for i, t in zip(state.recent, state.recent_ts, strict=True) if t <= c.ts
+            ]  # a late event pairs with the items before it in event time
+            fx.pairs.extend(covisit_pairs(before, c.item_id, covisit_window, covisit_decay))
             fx.counts.append((c.item_id, learner.kind_weights[c.kind], c.ts))
             state = learner.learn_interaction(state, c.item_id, index.vector(c.item_id), c.kind, c.ts, c.session_id)
         else:

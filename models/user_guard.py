@@ -3,9 +3,9 @@
 Three rules, all decided from the user's own state (so they travel with it through the
 changelog and a restarted worker decides exactly as the crashed one did):
 
-* **Dedup**: the last ``dedup_window`` event ids the user's state took a decision on are
-  remembered (as 64-bit hashes); an event whose id is among them is a redelivery
-  (at-least-once after a crash or a producer retry) and changes nothing.
+* **Dedup**: the ids of the latest ``dedup_window`` events (by event time) the user's state
+  took a decision on are remembered (as 64-bit hashes); an event whose id is among them is a
+  redelivery (at-least-once after a crash or a producer retry) and changes nothing.
 * **Rate limit**: a token bucket per user, ``rate_per_s`` tokens a second up to ``burst``,
   refilled by *event* time, whose clock never goes back. A replayed backlog is judged as it
   was lived, and a bot forging timestamps gains nothing: timestamps are bounded by the
@@ -88,8 +88,8 @@ class Admission:
 
     def __init__(self, guard: UserGuard, state: UserState) -> None:
         self._guard = guard
-        self._seen = list(state.seen)
-        self._set = set(self._seen)
+        self._seen = list(zip(state.seen_ts, state.seen, strict=True))
+        self._set = set(state.seen)
         self._tokens, self._clock = state.rl_tokens, state.rl_ts
         self._changed = False
 
@@ -100,7 +100,7 @@ class Admission:
             h = event_hash(event_id)
             if h in self._set:
                 return "duplicate"
-            self._seen.append(h)
+            self._seen.append((ts, h))
             self._set.add(h)
         self._changed = True
         if not g.rate_per_s:
@@ -119,9 +119,11 @@ class Admission:
         if not self._changed:
             return state
         w = self._guard.dedup_window
-        seen = tuple(self._seen[-w:]) if w else ()
+        # The newest ``w`` by event time (ties by hash): the same window whatever the arrival order.
+        kept = sorted(self._seen)[-w:] if w else []
         new = copy.copy(state)  # a frozen dataclass; dataclasses.replace would cost more
-        object.__setattr__(new, "seen", seen)
+        object.__setattr__(new, "seen", tuple(h for _, h in kept))
+        object.__setattr__(new, "seen_ts", tuple(t for t, _ in kept))
         object.__setattr__(new, "rl_tokens", self._tokens)
         object.__setattr__(new, "rl_ts", self._clock)
         return new

@@ -1,0 +1,92 @@
+"""Applying a user's events in any arrival order gives the same state (late events included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.event_order import insert_event, insert_latest
+from models.interest import InterestLearner, UserState
+from models.item_index import ItemIndex
+from models.state_updates import apply_events
+from models.user_guard import UserGuard
+
+KINDS = ("view", "click", "view", "add_to_cart", "purchase")
+
+
+class Click:
+    def __init__(self, user: str, item: str, ts: float, kind: str, session: str) -> None:
+        self.user_id, self.item_id, self.kind, self.ts, self.session_id = user, item, kind, ts, session
+
+
+def _index() -> ItemIndex:
+    idx = ItemIndex(dim=8)
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        idx.upsert(f"i{i}", rng.normal(size=8).astype(np.float32))
+    return idx
+
+
+def _log(n: int, rng: np.random.Generator) -> list[tuple[str, Click]]:
+    """One user's events; items repeat (recent moves them), some are bought twice."""
+    ts = np.sort(rng.uniform(0, 4000, size=n))
+    return [(f"e{k}", Click("u", f"i{rng.integers(12)}", float(ts[k]), KINDS[rng.integers(len(KINDS))], f"s{int(ts[k] // 1000)}"))
+            for k in range(n)]
+
+
+def _replay(log: list[tuple[str, Click]], batches: list[list[int]], learner: InterestLearner, guard: UserGuard) -> UserState:
+    states: dict[str, UserState] = {}
+    idx = _index()
+    for batch in batches:
+        apply_events(states, [log[k] for k in batch], [], idx, learner, guard=guard)
+        states["u"] = UserState.from_bytes(states["u"].to_bytes())  # through the changelog
+    return states["u"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_arrival_order_gives_the_in_order_state(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    log = _log(60, rng)
+    learner, guard = InterestLearner(max_recent=6, max_bought=3), UserGuard(dedup_window=16, rate_per_s=0.0)
+    in_order = _replay(log, [[k] for k in range(len(log))], learner, guard)
+    # Shuffled, in uneven batches, with some of the newest events redelivered (at-least-once).
+    order = list(rng.permutation(len(log))) + list(rng.choice(range(len(log) - 16, len(log)), size=10))
+    cuts = sorted(rng.choice(range(1, len(order)), size=12, replace=False))
+    batches = [list(map(int, b)) for b in np.split(np.array(order), cuts)]
+    shuffled = _replay(log, batches, learner, guard)
+
+    assert (shuffled.recent, shuffled.recent_ts) == (in_order.recent, in_order.recent_ts)
+    assert (shuffled.bought, shuffled.bought_ts) == (in_order.bought, in_order.bought_ts)
+    assert (shuffled.session_id, shuffled.last_ts) == (in_order.session_id, in_order.last_ts)
+    assert (shuffled.seen, shuffled.seen_ts) == (in_order.seen, in_order.seen_ts)
+    assert len(in_order.recent) == 6 and len(in_order.bought) == 3 and len(in_order.seen) == 16
+    # Redeliveries inside the dedup window (the newest 16 events by event time) change nothing.
+    assert in_order.n_events == shuffled.n_events == len(log)
+    np.testing.assert_allclose(shuffled.long.total, in_order.long.total, rtol=1e-4, atol=1e-6)
+
+
+def test_a_late_event_pairs_only_with_the_items_before_it() -> None:
+    idx, learner = _index(), InterestLearner()
+    states: dict[str, UserState] = {}
+    apply_events(states, [("e1", Click("u", "i1", 1.0, "view", "s")), ("e3", Click("u", "i3", 3.0, "view", "s"))], [], idx, learner)
+    fx = apply_events(states, [("e2", Click("u", "i2", 2.0, "view", "s"))], [], idx, learner)
+    assert {(a, b) for a, b, _ in fx.pairs} == {("i1", "i2"), ("i2", "i1")}
+    assert states["u"].recent == ["i1", "i2", "i3"]
+
+
+def test_lists_keep_one_entry_per_item_at_its_latest_time() -> None:
+    items, times = insert_latest(["a", "b"], [1.0, 2.0], "a", 3.0, keep=5)
+    assert (items, times) == (["b", "a"], [2.0, 3.0])
+    assert insert_latest(items, times, "a", 0.5, keep=5) == (["b", "a"], [2.0, 3.0])  # older sighting
+    assert insert_latest(["a"], [1.0], "b", 1.0, keep=5) == insert_latest(["b"], [1.0], "a", 1.0, keep=5)  # ties by id
+    assert insert_event([1, 2], [1.0, 1.0], 2, 1.0, keep=5) == ([1, 2, 2], [1.0, 1.0, 1.0])
+
+
+def test_states_stored_without_times_keep_their_order() -> None:
+    old = UserState(recent=["x", "y"], bought=["y"], seen=(5, 9), last_ts=100.0)
+    assert old.recent_ts == [99.999999, 100.0] and old.bought_ts == [100.0] and len(old.seen_ts) == 2
+    learner = InterestLearner()
+    s = learner.learn_interaction(old, "z", None, "view", ts=50.0)  # late: goes first
+    assert s.recent == ["z", "x", "y"]
+    again = UserState.from_bytes(s.to_bytes())
+    assert (again.recent_ts, again.seen_ts) == (s.recent_ts, s.seen_ts)
