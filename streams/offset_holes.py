@@ -160,10 +160,13 @@ async def watch_holes(
     watch: HoleWatch,
     on_repair: Callable[[str, int, int], None],
     clock: Callable[[], float] | None = None,
+    seek_timeout_s: float = 30.0,
 ) -> None:
     """Check the assigned partitions of ``topics`` every ``interval_s`` (forever) and re-read holes.
 
-    ``on_repair(topic, partition, offset)`` is called for every partition sought back.
+    ``on_repair(topic, partition, offset)`` is called for every partition sought back. A
+    failure on one partition is logged and the watch goes on; a seek the consumer does not
+    confirm within ``seek_timeout_s`` is logged and the partition checked again later.
     """
     names = set(topics)
     loop = asyncio.get_running_loop()
@@ -179,18 +182,36 @@ async def watch_holes(
             log.debug("no assignment to check yet: %r", exc)
             continue
         for tp in assigned:
-            head = head_state(consumer, tp)
-            if watch.observe(tp, head, now()):
-                how = (
-                    "skipped by the consumer" if not head.in_flight
-                    else "held by a stream but overtaken" if head.overtaken
-                    else f"held by a stream for over {watch.held_timeout_s:.0f}s"
-                )
-                log.warning(
-                    "%s[%d]: the message at committed offset %s was %s "
-                    "(read up to %s, log end %s); reading the partition again from it",
-                    tp.topic, tp.partition, head.committed, how, head.read, head.highwater,
-                )
-                assert head.committed is not None
-                await consumer.seek_wait({tp: head.committed})
-                on_repair(tp.topic, tp.partition, head.committed)
+            try:
+                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s)
+            except Exception:  # the watch must outlive any one partition's trouble
+                log.exception("%s[%d]: checking the partition's head failed", tp.topic, tp.partition)
+
+
+async def _check(
+    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None], seek_timeout_s: float
+) -> None:
+    """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset."""
+    head = head_state(consumer, tp)
+    if not watch.observe(tp, head, now):
+        return
+    how = (
+        "skipped by the consumer" if not head.in_flight
+        else "held by a stream but overtaken" if head.overtaken
+        else f"held by a stream for over {watch.held_timeout_s:.0f}s"
+    )
+    log.warning(
+        "%s[%d]: the message at committed offset %s was %s "
+        "(read up to %s, log end %s); reading the partition again from it",
+        tp.topic, tp.partition, head.committed, how, head.read, head.highwater,
+    )
+    assert head.committed is not None
+    try:
+        await asyncio.wait_for(consumer.seek_wait({tp: head.committed}), timeout=seek_timeout_s)
+    except TimeoutError:
+        log.error(
+            "%s[%d]: the consumer did not confirm the seek to offset %s within %.0fs; checking again later",
+            tp.topic, tp.partition, head.committed, seek_timeout_s,
+        )
+        return
+    on_repair(tp.topic, tp.partition, head.committed)

@@ -173,8 +173,9 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
     from agents import model_swap
 
     model_swap.register(pipeline)
-    from agents import lag_monitor, offset_watch
+    from agents import diagnostics_signal, lag_monitor, offset_watch
 
     lag_monitor.register(pipeline)  # consumer-group lag on /metrics
     offset_watch.register(pipeline)  # re-reads input messages the consumer skipped
+    diagnostics_signal.register(pipeline)  # kill -USR1 logs the tasks and the consumer's offsets
     return pipeline

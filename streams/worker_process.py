@@ -95,6 +95,25 @@ class WorkerProcess:
         except OSError:
             return "(no log)"
 
+    def diagnose(self, wait_s: float = 2.0) -> str:
+        """Ask the worker for its diagnostics (``SIGUSR1``): its counters, then what it logged since."""
+        if self._proc is None or self._proc.poll() is not None:
+            return self.log_tail()
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._proc.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        try:
+            counters = "\n".join(
+                line for line in self.metrics().splitlines()
+                if line.startswith(("streamrec_events_total", "streamrec_input_reread_total", "streamrec_guarded"))
+            )
+        except OSError as exc:
+            counters = f"(no /metrics: {exc!r})"
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            logged = f.read().decode(errors="replace")
+        return f"{counters}\n{logged}"
+
     def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
         if self._proc is None or self._proc.poll() is not None:

@@ -201,7 +201,7 @@ def wait_for_rec(
                 return rec
         time.sleep(0.1)
     raise AssertionError(f"no recommendation for {user_id} after ts {min_trigger_ts} within {timeout}s\n"
-                         f"{worker.log_tail()}")
+                         f"{worker.log_tail()}\n{worker.diagnose()}")
 
 
 @pytest.fixture(name="wait_for_rec")

@@ -79,7 +79,7 @@ def wait_all_processed(settings: Settings, read_topic: Any, worker: WorkerProces
         if len(st) == USERS and all(s.n_events >= PER_USER for s in st.values()):
             return st
         time.sleep(1)
-    raise AssertionError(f"not every event processed: {sorted((u, s.n_events) for u, s in st.items())}\n{worker.log_tail()}")
+    raise AssertionError(f"not every event processed: {sorted((u, s.n_events) for u, s in st.items())}\n{worker.log_tail()}\n{worker.diagnose()}")
 
 
 def committed(settings: Settings) -> int:

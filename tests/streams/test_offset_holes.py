@@ -120,3 +120,50 @@ def test_head_missing(acked: list[int], committed: int | None, missing: bool) ->
     from streams.offset_holes import head_missing
 
     assert head_missing(acked, committed) is missing
+
+
+def test_the_watch_outlives_a_failing_partition_and_a_seek_that_never_returns(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.offset_holes import watch_holes
+
+    TP = __import__("collections").namedtuple("TP", "topic partition")
+    broken, stuck, fine = TP("t", 0), TP("t", 1), TP("t", 2)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._committed_offset = {stuck: 5, fine: 7}
+            self._acked_index: dict[object, set[int]] = {}
+            self._unacked_messages: list[object] = []
+            self._read_offset = {stuck: 9, fine: 9}
+            self.sought: list[object] = []
+
+        def assignment(self) -> set[object]:
+            return {broken, stuck, fine}
+
+        def highwater(self, tp: object) -> int:
+            if tp == broken:
+                raise KeyError("partition no longer assigned")
+            return 10
+
+        async def seek_wait(self, offsets: dict[object, int]) -> None:
+            if stuck in offsets:
+                await asyncio.sleep(3600)  # a seek the consumer thread never confirms
+            self.sought.append(offsets)
+
+    consumer = Consumer()
+    app = SimpleNamespace(consumer=consumer, rebalancing=False,
+                          tables=SimpleNamespace(recovery=SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True))))
+    repaired: list[tuple[str, int, int]] = []
+    ticks = iter(range(1000))
+
+    async def run() -> None:
+        task = asyncio.ensure_future(watch_holes(app, ["t"], 0.001, HoleWatch(timeout_s=1.0), lambda *a: repaired.append(a),
+                                                 clock=lambda: float(next(ticks)), seek_timeout_s=0.05))
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    asyncio.run(run())
+    assert ("t", 2, 7) in repaired and ("t", 1, 5) not in repaired  # the others were still repaired
+    assert "checking the partition's head failed" in caplog.text and "did not confirm the seek" in caplog.text

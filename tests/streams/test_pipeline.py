@@ -137,3 +137,13 @@ def test_a_failed_recommendation_delivery_is_counted_not_silent() -> None:
     finally:
         loop.close()
     assert metrics.publish_errors._value.get() == 1.0
+
+
+def test_sigusr1_logs_the_consumer_offsets_and_the_tasks(live_pipeline: Any) -> None:
+    """What an operator gets from ``kill -USR1`` on a worker that does not progress."""
+    report = live_pipeline.worker.diagnose(wait_s=2.0)
+    assert "diagnostics (SIGUSR1)" in report
+    assert f"{live_pipeline.settings.topic_clicks}[0] committed=" in report  # per input partition
+    assert "-- consumer thread event loop --" in report and "task " in report
+    assert 'streamrec_events_total{outcome="ok"' in report  # the counters come with it
+    live_pipeline.worker.check_alive()  # and the worker goes on
