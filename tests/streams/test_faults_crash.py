@@ -227,8 +227,9 @@ def test_sigkill_mid_stream_recovers_every_state_and_the_same_lists(
         assert_same_lists(whole_lists, crashed_lists)
     except AssertionError as exc:
         pytest.xfail(
-            "known defect (FAULTS.md, residual window): user states are equal, but an item's score "
-            f"differs between the crashed and the uninterrupted run (item-side statistics): {exc}"
+            "known defect (FAULTS.md): user states are equal, but an item's score differs between the "
+            "crashed and the uninterrupted run (item-side statistics: co-visitation of re-read events, "
+            f"or the residual window): {exc}"
         )
 
 
