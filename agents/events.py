@@ -119,7 +119,7 @@ def register(p: Pipeline) -> None:
             if fx.pairs or fx.counts or shown or clicked:
                 await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts, shown, clicked).to_bytes())
                 p.metrics.item_stats_sent.inc()
-            await refresh_users(p, fx.triggers, states)  # remembers each published slate in its user's state
+            await refresh_users(p, fx.triggers, states, late=fx.late)  # remembers each published slate in its user's state
             await save_states(
                 p.users, p.app.producer, {uid: st.to_bytes() for uid, st in states.items()}, partition_of, lost_state
             )

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -78,7 +78,10 @@ def bundle_payload(item_id: str, items: list[str]) -> bytes:
 
 
 async def refresh_users(
-    p: Pipeline, triggers: Mapping[UserId, tuple[Timestamp, str | None]], states: MutableMapping[UserId, UserState]
+    p: Pipeline,
+    triggers: Mapping[UserId, tuple[Timestamp, str | None]],
+    states: MutableMapping[UserId, UserState],
+    late: Collection[UserId] = (),
 ) -> None:
     """Recompute and publish the lists of ``triggers``' users (one scoring call for all).
 
@@ -88,6 +91,8 @@ async def refresh_users(
     published slate is remembered in its user's bandit record in ``states`` (the
     caller saves them), so impressions of it can be joined with how each item was
     chosen. The listed items' bundles go into each list and to Redis ``bundle:{item_id}``.
+    Lists of ``late`` users (refreshed for events older than their trigger) are not counted
+    in the event-to-recommendation latency.
     """
     if not triggers:
         return
@@ -108,7 +113,7 @@ async def refresh_users(
         payload = recommendation_payload(uid, triggers[uid], items, version, policy, request_id=request_id, bundles=own)
         delivery = cast("asyncio.Future[Any]", await producer.send(topic, uid.encode(), payload, None, None, None))
         delivery.add_done_callback(p.on_delivery)
-        p.redis.put(p.settings.rec_key(uid), payload, ts)
+        p.redis.put(p.settings.rec_key(uid), payload, None if uid in late else ts)
         if items:
             bandit = rec.user_bandit(uid, state)
             bandit.published(request_id, [x.item_id for x in items], [x.source for x in items],

@@ -96,6 +96,8 @@ class UserState:
     rl_ts: Timestamp = 0.0
     #: The user's online bandit record as JSON (:class:`models.user_bandit.UserBandit`; "" for none yet).
     bandit: str = ""
+    #: Id of the newest event (by event time, at ``last_ts``) in the state: what a refresh answers.
+    last_event_id: str = ""
     #: Event times of ``recent``, ``bought`` and ``seen``, entry by entry (see :mod:`models.event_order`).
     recent_ts: list[Timestamp] = field(default_factory=list)
     bought_ts: list[Timestamp] = field(default_factory=list)
@@ -122,6 +124,7 @@ class UserState:
             "seen": list(self.seen),
             "rl": [self.rl_tokens, self.rl_ts],
             "bandit": self.bandit,
+            "last_event_id": self.last_event_id,
             "recent_ts": self.recent_ts,
             "bought_ts": self.bought_ts,
             "seen_ts": list(self.seen_ts),
@@ -155,6 +158,7 @@ class UserState:
                 "rl": [self.rl_tokens, self.rl_ts],
                 "rt": self.recent_ts,
                 "bt": self.bought_ts,
+                "le": self.last_event_id,
                 **({"b": self.bandit} if self.bandit else {}),
             },
             separators=(",", ":"),
@@ -198,6 +202,7 @@ class UserState:
             rl_tokens=float(rl_tokens),
             rl_ts=float(rl_ts),
             bandit=str(h.get("b", "")),  # states written before the field existed have none
+            last_event_id=str(h.get("le", "")),
             recent_ts=[float(t) for t in h.get("rt", ())],
             bought_ts=[float(t) for t in h.get("bt", ())],
             seen_ts=seen_ts,
@@ -221,6 +226,7 @@ class UserState:
             rl_tokens=float((d.get("rl") or (0.0, 0.0))[0]),
             rl_ts=float((d.get("rl") or (0.0, 0.0))[1]),
             bandit=str(d.get("bandit") or ""),
+            last_event_id=str(d.get("last_event_id") or ""),
             recent_ts=[float(t) for t in d.get("recent_ts") or ()],
             bought_ts=[float(t) for t in d.get("bought_ts") or ()],
             seen_ts=tuple(float(t) for t in d.get("seen_ts") or ()),

@@ -45,8 +45,11 @@ class BatchEffects:
 
     pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
-    #: Per touched user: (timestamp, event_id) of its newest event in the batch.
+    #: Per touched user: (timestamp, event_id) of the newest event its state now holds -- the
+    #: batch's newest, or an earlier batch's when all of this batch's events were late.
     triggers: dict[UserId, tuple[Timestamp, str]] = field(default_factory=dict)
+    #: Touched users whose batch events were all older than their state's newest (re-read late).
+    late: set[UserId] = field(default_factory=set)
     #: Events left out by the guard: redeliveries, and events past a user's rate limit.
     duplicates: int = 0
     rate_limited: int = 0
@@ -105,6 +108,7 @@ def apply_events(
                 else:
                     fx.rate_limited += 1
                 continue
+        newest = (state.last_ts, state.last_event_id)
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
             before = state.recent if not state.recent_ts or state.recent_ts[-1] <= c.ts else [
@@ -116,12 +120,19 @@ def apply_events(
         else:
             q: Search = ev  # type: ignore[assignment]
             state = learner.learn_query(state, qvec, q.ts, q.session_id)
+        if ts >= newest[0]:  # the newest event so far (of equal times, the later applied)
+            object.__setattr__(state, "last_event_id", event_id)  # a new state, not shared yet
         states[user_id] = state
         prev = fx.triggers.get(user_id)
         if prev is None or ts >= prev[0]:
             fx.triggers[user_id] = (ts, event_id)
     for user_id, adm in admissions.items():
         states[user_id] = adm.close(states[user_id])
+    for user_id, (ts, _) in fx.triggers.items():
+        state = states[user_id]
+        if state.last_ts > ts and state.last_event_id:  # only late events: answer the newest one
+            fx.triggers[user_id] = (state.last_ts, state.last_event_id)
+            fx.late.add(user_id)
     return fx
 
 

@@ -90,3 +90,17 @@ def test_states_stored_without_times_keep_their_order() -> None:
     assert s.recent == ["z", "x", "y"]
     again = UserState.from_bytes(s.to_bytes())
     assert (again.recent_ts, again.seen_ts) == (s.recent_ts, s.seen_ts)
+
+
+def test_a_refresh_for_late_events_answers_the_newest_event_in_the_state() -> None:
+    idx, learner = _index(), InterestLearner()
+    states: dict[str, UserState] = {}
+    fx = apply_events(states, [("e1", Click("u", "i1", 1.0, "view", "s")), ("e3", Click("u", "i3", 3.0, "view", "s"))],
+                      [], idx, learner)
+    assert fx.triggers["u"] == (3.0, "e3") and not fx.late
+    late = apply_events(states, [("e2", Click("u", "i2", 2.0, "view", "s"))], [], idx, learner)
+    assert late.triggers["u"] == (3.0, "e3") and late.late == {"u"}  # not (2.0, "e2"): the list is newer
+    again = UserState.from_bytes(states["u"].to_bytes())
+    assert (again.last_ts, again.last_event_id, again.n_events) == (3.0, "e3", 3)
+    newer = apply_events(states, [("e4", Click("u", "i4", 4.0, "view", "s"))], [], idx, learner)
+    assert newer.triggers["u"] == (4.0, "e4") and not newer.late
