@@ -37,12 +37,17 @@ class _RowCounter:
         return self._run(vectors)
 
 
-def test_only_changed_rows_are_recomputed_and_match_a_full_pass(ranker: OnnxRanker,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def counter(ranker: OnnxRanker, monkeypatch: pytest.MonkeyPatch) -> _RowCounter:
+    """The ranker's item model, counting the rows it is run on (for one test)."""
+    counting = _RowCounter(ranker)
+    monkeypatch.setattr(ranker, "_run_item_model", counting)
+    return counting
+
+
+def test_only_changed_rows_are_recomputed_and_match_a_full_pass(ranker: OnnxRanker, counter: _RowCounter) -> None:
     rng = np.random.default_rng(0)
     idx = _index(40, rng)
-    counter = _RowCounter(ranker)
-    monkeypatch.setattr(ranker, "_run_item_model", counter)
     first = ranker.index_features(idx)
     assert counter.rows == 40 and first.shape[0] == 40
     before = first.copy()
@@ -59,12 +64,9 @@ def test_only_changed_rows_are_recomputed_and_match_a_full_pass(ranker: OnnxRank
     assert ranker.index_features(idx) is updated and counter.rows == 5  # nothing changed: reused
 
 
-def test_a_large_change_or_another_index_is_recomputed_whole(ranker: OnnxRanker,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_change_or_another_index_is_recomputed_whole(ranker: OnnxRanker, counter: _RowCounter) -> None:
     rng = np.random.default_rng(1)
     idx = _index(20, rng)
-    counter = _RowCounter(ranker)
-    monkeypatch.setattr(ranker, "_run_item_model", counter)
     ranker.index_features(idx)
     for i in range(10):  # half the catalog
         idx.upsert(f"i{i}", rng.normal(size=DIM).astype(np.float32))

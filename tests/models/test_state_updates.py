@@ -10,21 +10,13 @@ from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.state_updates import apply_events
 from models.user_guard import UserGuard
+from tests.models.clicks import Click, random_index
 
 KINDS = ("view", "click", "view", "add_to_cart", "purchase")
 
 
-class Click:
-    def __init__(self, user: str, item: str, ts: float, kind: str, session: str) -> None:
-        self.user_id, self.item_id, self.kind, self.ts, self.session_id = user, item, kind, ts, session
-
-
 def _index() -> ItemIndex:
-    idx = ItemIndex(dim=8)
-    rng = np.random.default_rng(1)
-    for i in range(12):
-        idx.upsert(f"i{i}", rng.normal(size=8).astype(np.float32))
-    return idx
+    return random_index(dim=8, n=12, seed=1)
 
 
 def _log(n: int, rng: np.random.Generator) -> list[tuple[str, Click]]:

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.state_updates import apply_events
 from models.user_guard import UserGuard
-
-
-class Click:
-    def __init__(self, user: str, item: str, ts: float, kind: str = "click") -> None:
-        self.user_id, self.item_id, self.kind, self.ts, self.session_id = user, item, kind, ts, None
+from tests.models.clicks import Click, random_index
 
 
 def _index() -> ItemIndex:
-    idx = ItemIndex(dim=4)
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        idx.upsert(f"i{i}", rng.normal(size=4).astype(np.float32))
-    return idx
+    return random_index(dim=4, n=10, seed=0)
 
 
 def test_replaying_a_batch_changes_neither_state_nor_item_statistics() -> None:
