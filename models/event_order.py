@@ -1,10 +1,10 @@
 """Bounded lists kept in event-time order, so the order events arrive in does not matter.
 
 A worker applies events at least once and, after a crash or a re-read, sometimes late:
-an event can reach a user's state after events that happened after it. The lists in the
-state (recent items, purchases, the dedup window) are therefore ordered by the events'
-own timestamps, ties broken by the entry itself, and trimmed by time: folding the same
-events in any order gives the same list.
+an event can reach a user's state after events that happened after it. The state's
+recent items and purchases are therefore ordered by the events' own timestamps, ties
+broken by the entry itself, and trimmed by time: folding the same events in any order
+gives the same list. (The dedup window in :mod:`models.user_guard` is kept the same way.)
 
 >>> items, times = insert_latest([], [], "b", 2.0, keep=2)
 >>> items, times = insert_latest(items, times, "c", 3.0, keep=2)
@@ -27,8 +27,7 @@ def _insert(items: Sequence[T], times: Sequence[float], item: T, ts: float, keep
     """``item`` at ``ts`` added to the (time, item)-sorted pairs, the newest ``keep`` kept."""
     pairs = list(zip(times, items, strict=True))
     insort(pairs, (ts, item))
-    if keep >= 0:
-        pairs = pairs[len(pairs) - keep :] if len(pairs) > keep else pairs
+    del pairs[: max(0, len(pairs) - keep)]
     return [i for _, i in pairs], [t for t, _ in pairs]
 
 
@@ -42,17 +41,6 @@ def insert_latest(
             return list(items), list(times)
         items = [x for j, x in enumerate(items) if j != k]
         times = [t for j, t in enumerate(times) if j != k]
-    return _insert(items, times, item, ts, keep)
-
-
-def insert_event(
-    items: Sequence[T], times: Sequence[float], item: T, ts: float, keep: int
-) -> tuple[list[T], list[float]]:
-    """Every entry kept apart (distinct events); the ``keep`` newest kept.
-
-    >>> insert_event([7, 9], [1.0, 3.0], 8, 2.0, keep=2)
-    ([8, 9], [2.0, 3.0])
-    """
     return _insert(items, times, item, ts, keep)
 
 

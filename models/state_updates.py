@@ -108,7 +108,7 @@ def apply_events(
                 else:
                     fx.rate_limited += 1
                 continue
-        newest = (state.last_ts, state.last_event_id)
+        newest_ts = state.last_ts
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
             before = state.recent if not state.recent_ts or state.recent_ts[-1] <= c.ts else [
@@ -120,7 +120,7 @@ def apply_events(
         else:
             q: Search = ev  # type: ignore[assignment]
             state = learner.learn_query(state, qvec, q.ts, q.session_id)
-        if ts >= newest[0]:  # the newest event so far (of equal times, the later applied)
+        if ts >= newest_ts:  # the newest event so far (of equal times, the later applied)
             object.__setattr__(state, "last_event_id", event_id)  # a new state, not shared yet
         states[user_id] = state
         prev = fx.triggers.get(user_id)

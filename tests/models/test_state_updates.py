@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.event_order import insert_event, insert_latest
+from models.event_order import insert_latest
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.state_updates import apply_events
@@ -71,7 +71,6 @@ def test_lists_keep_one_entry_per_item_at_its_latest_time() -> None:
     assert (items, times) == (["b", "a"], [2.0, 3.0])
     assert insert_latest(items, times, "a", 0.5, keep=5) == (["b", "a"], [2.0, 3.0])  # older sighting
     assert insert_latest(["a"], [1.0], "b", 1.0, keep=5) == insert_latest(["b"], [1.0], "a", 1.0, keep=5)  # ties by id
-    assert insert_event([1, 2], [1.0, 1.0], 2, 1.0, keep=5) == ([1, 2, 2], [1.0, 1.0, 1.0])
 
 
 def test_states_stored_without_times_keep_their_order() -> None:
