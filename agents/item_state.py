@@ -13,13 +13,19 @@ worker that reads it; impressions and clicks from item-stats deltas update them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
+from models.item_embedding import ItemEmbedder
+from models.recommender import Recommender
+from streams.follower import follow_topics
 from streams.internal import ItemVector, StatsDelta
-from streams.kafka_config import aiokafka_kwargs
+from streams.metrics import Metrics
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -27,7 +33,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
+class ItemStateHolder(Protocol):
+    """What holds item-side state: a worker's pipeline or a serving replica."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def recommender(self) -> Recommender: ...
+    @property
+    def embedder(self) -> ItemEmbedder: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def items_ready(self) -> asyncio.Event: ...
+
+
+def apply_record(p: ItemStateHolder, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
     """Apply one item-vector or item-stats record to the recommender's state."""
     rec = p.recommender
     if record.topic == p.settings.topic_item_vectors:
@@ -59,44 +80,21 @@ def apply_record(p: Pipeline, record: ConsumerRecord) -> None:  # type: ignore[t
         p.metrics.item_stats_applied.inc()
 
 
-async def follow_item_state(p: Pipeline) -> None:
+async def follow_item_state(p: ItemStateHolder) -> None:
     """Load, then follow, the item-vector and item-stats topics (runs for the worker's life)."""
     s = p.settings
-    consumer = AIOKafkaConsumer(
-        **aiokafka_kwargs(s),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=int(s.item_state_fetch_wait_s * 1000),
-    )
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(topic, part)
-            for topic, n in ((s.topic_item_vectors, s.catalog_partitions), (s.topic_item_stats, 1))
-            for part in range(n)
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if end[tp] > 0}
-        loaded = 0
-        if not pending:
-            p.items_ready.set()
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    apply_record(p, record)
-                loaded += len(records)
-            p.metrics.items.set(len(p.recommender.index))
-            if pending:
-                pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
-                if not pending:
-                    log.info("item state loaded: %d items, %d records", len(p.recommender.index), loaded)
-                    p.items_ready.set()
-    finally:
-        await consumer.stop()
+    tps = [
+        TopicPartition(topic, part)
+        for topic, n in ((s.topic_item_vectors, s.catalog_partitions), (s.topic_item_stats, 1))
+        for part in range(n)
+    ]
+
+    def apply(records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+        for record in records:
+            apply_record(p, record)
+        p.metrics.items.set(len(p.recommender.index))
+
+    await follow_topics(s, tps, apply, p.items_ready, s.item_state_fetch_wait_s, "item state")
 
 
 def register(p: Pipeline) -> None:

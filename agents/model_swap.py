@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from agents.item_state import ItemStateHolder
 from streams.model_loading import RankerUnavailable, load_ranker
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def swap_if_newer(p: Pipeline, refused: set[str]) -> bool:
+async def swap_if_newer(p: ItemStateHolder, refused: set[str]) -> bool:
     """Load the newest bundle if it is neither in use nor in ``refused``, and swap it in."""
     rec = p.recommender
     loop = asyncio.get_running_loop()
@@ -44,6 +45,17 @@ async def swap_if_newer(p: Pipeline, refused: set[str]) -> bool:
     return True
 
 
+async def watch_bundles(p: ItemStateHolder, interval: float) -> None:
+    """Look for a newer bundle every ``interval`` seconds, forever."""
+    refused: set[str] = set()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await swap_if_newer(p, refused)
+        except Exception:  # never let one bad poll end the watcher
+            log.exception("looking for a newer ranker bundle failed; trying again in %.0fs", interval)
+
+
 def register(p: Pipeline) -> None:
     """Attach the bundle watcher (nothing when ``ranker_poll_s`` is 0)."""
     interval = p.settings.ranker_poll_s
@@ -52,10 +64,4 @@ def register(p: Pipeline) -> None:
 
     @p.app.task
     async def ranker_watch() -> None:
-        refused: set[str] = set()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await swap_if_newer(p, refused)
-            except Exception:  # never let one bad poll end the watcher
-                log.exception("looking for a newer ranker bundle failed; trying again in %.0fs", interval)
+        await watch_bundles(p, interval)

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from faust.web import View
@@ -37,8 +37,12 @@ from yarl import URL
 
 from models.filters import FilterError, ItemFilter
 from models.interest import UserState
+from models.item_embedding import ItemEmbedder
+from models.recommender import Recommender
 from models.rerank import RankRequest, RankResult, TrendCache, rerank
+from streams.metrics import Metrics
 from streams.records import MAX_ID, MAX_IMPRESSION_ITEMS, MAX_QUERY
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -65,6 +69,30 @@ class BadRequest(Exception):
         return out
 
 
+class RankState(Protocol):
+    """What answering a rank request reads: a worker (:class:`~streams.pipeline.Pipeline`)
+    or a serving replica (:class:`~streams.replica.Replica`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def recommender(self) -> Recommender: ...
+    @property
+    def embedder(self) -> ItemEmbedder: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def items_ready(self) -> asyncio.Event: ...
+
+    def user_bytes(self, user_id: str) -> bytes | None:
+        """The user's stored state, or None when none is held."""
+        ...
+
+    async def send_impression(self, key: bytes, value: bytes) -> None:
+        """Log a shown list on the impressions topic."""
+        ...
+
+
 @dataclass(frozen=True)
 class RankCall:
     """One validated request."""
@@ -83,9 +111,8 @@ def _id(value: Any, where: str) -> str:
     return value
 
 
-def parse_call(raw: Any, p: Pipeline, index: int | None = None) -> RankCall:
+def parse_call(raw: Any, s: Settings, index: int | None = None) -> RankCall:
     """Validate one request object; raises :class:`BadRequest` with the reason."""
-    s = p.settings
     try:
         if not isinstance(raw, dict):
             raise BadRequest(400, "bad_request", "the request must be a JSON object")
@@ -131,7 +158,19 @@ def parse_call(raw: Any, p: Pipeline, index: int | None = None) -> RankCall:
         raise
 
 
-def _json_body(raw: bytes) -> Any:
+def parse_batch(body: Any, s: Settings) -> list[Any]:
+    """The request objects of a ``/v1/rank/batch`` body (each still to be validated)."""
+    if not isinstance(body, dict) or set(body) != {"requests"} or not isinstance(body["requests"], list):
+        raise BadRequest(400, "bad_request", 'the body must be {"requests": [request, ...]}')
+    reqs = body["requests"]
+    if not 1 <= len(reqs) <= s.rank_max_batch:
+        raise BadRequest(413 if reqs else 400, "bad_batch_size",
+                         f"{len(reqs)} requests; send 1 to {s.rank_max_batch} (STREAMREC_RANK_MAX_BATCH)")
+    return reqs
+
+
+def json_body(raw: bytes) -> Any:
+    """The parsed JSON of a request body; :class:`BadRequest` when it is not JSON."""
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -146,9 +185,9 @@ def _impression(call: RankCall, request_id: str, result: RankResult, ts: float) 
 
 
 async def answer_locally(
-    p: Pipeline, calls: Sequence[RankCall], trends: TrendCache | None = None
+    p: RankState, calls: Sequence[RankCall], trends: TrendCache | None = None
 ) -> list[dict[str, Any]]:
-    """Rank ``calls`` from this worker's state: one scoring call for all of them."""
+    """Rank ``calls`` from the state ``p`` holds: one scoring call for all of them."""
     if not p.items_ready.is_set():
         raise BadRequest(503, "not_ready", "the worker is still loading the catalog; retry shortly")
     queries = [c.query for c in calls if c.query is not None]
@@ -160,22 +199,22 @@ async def answer_locally(
     requests: list[RankRequest] = []
     it = iter(vectors)
     for c in calls:
-        raw = p.users.get(c.user_id)
+        raw = p.user_bytes(c.user_id)
         state = None if raw is None else UserState.from_bytes(raw)
         requests.append(RankRequest(c.user_id, c.items, state, next(it) if c.query is not None else None,
                                     c.filter, now))
     t0 = time.perf_counter()
     per_source = p.settings.candidates_per_source
     trend = trends.get(p.recommender, per_source, time.monotonic()) if trends is not None else None
-    results = rerank(p.recommender, requests, per_source=per_source, trend=trend)
+    results = rerank(p.recommender, requests, per_source=per_source, trend=trend,
+                     popularity=trends.popularity if trends is not None else None)
     p.metrics.scoring_seconds.observe(time.perf_counter() - t0)
     version = p.recommender.model_version
     out: list[dict[str, Any]] = []
     for c, res in zip(calls, results, strict=True):
         request_id = uuid.uuid4().hex
         if c.shown and res.items:
-            await p.app.producer.send(p.settings.topic_impressions, c.user_id.encode(),
-                                      _impression(c, request_id, res, now), None, None, None)
+            await p.send_impression(c.user_id.encode(), _impression(c, request_id, res, now))
         out.append({
             "request_id": request_id, "user_id": c.user_id, "surface": c.surface, "model_version": version,
             "personalised": res.personalised, "shown": c.shown and bool(res.items),
@@ -256,7 +295,7 @@ async def answer(
     authorization: str | None = None,
 ) -> list[dict[str, Any]]:
     """Validate, authorise, route by owner, rank: one answer per request body, in order."""
-    calls = [parse_call(b, p, i if batch else None) for i, b in enumerate(bodies)]
+    calls = [parse_call(b, p.settings, i if batch else None) for i, b in enumerate(bodies)]
     check_token(p.settings.web_token, authorization, calls)
     groups: dict[str | None, list[int]] = {}
     for i, c in enumerate(calls):
@@ -276,6 +315,11 @@ async def answer(
     return [r for r in out if r is not None]
 
 
+def server_timing(t0: float) -> dict[str, str]:
+    """``Server-Timing`` since ``t0``: the handler's own time (the rest of a client's wait is HTTP and queueing)."""
+    return {"Server-Timing": f"rank;dur={(time.perf_counter() - t0) * 1000:.3f}"}
+
+
 def openapi_document() -> bytes:
     """The OpenAPI document shipped with the package."""
     return resources.files("agents.static").joinpath(OPENAPI_FILE).read_bytes()
@@ -289,18 +333,14 @@ def register(p: Pipeline) -> None:
     def error(web: Any, exc: BadRequest) -> Any:
         return web.json(exc.body(), status=exc.status)
 
-    def timing(t0: float) -> dict[str, str]:
-        """``Server-Timing``: the handler's own time (the rest of a client's wait is HTTP and queueing)."""
-        return {"Server-Timing": f"rank;dur={(time.perf_counter() - t0) * 1000:.3f}"}
-
     class Rank(View):  # type: ignore[misc]
         async def post(self, request: Any) -> Any:
             t0 = time.perf_counter()
             try:
-                body = _json_body(await request.read())
+                body = json_body(await request.read())
                 (res,) = await answer(p, [body], routed=request.headers.get(ROUTED_HEADER) == "1", trends=trends,
                                       authorization=request.headers.get("Authorization"))
-                return self.web.json(res, headers=timing(t0))
+                return self.web.json(res, headers=server_timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)
 
@@ -308,17 +348,10 @@ def register(p: Pipeline) -> None:
         async def post(self, request: Any) -> Any:
             t0 = time.perf_counter()
             try:
-                body = _json_body(await request.read())
-                if not isinstance(body, dict) or set(body) != {"requests"} or not isinstance(body["requests"], list):
-                    raise BadRequest(400, "bad_request", 'the body must be {"requests": [request, ...]}')
-                reqs = body["requests"]
-                if not 1 <= len(reqs) <= p.settings.rank_max_batch:
-                    raise BadRequest(413 if reqs else 400, "bad_batch_size",
-                                     f"{len(reqs)} requests; send 1 to {p.settings.rank_max_batch} "
-                                     "(STREAMREC_RANK_MAX_BATCH)")
+                reqs = parse_batch(json_body(await request.read()), p.settings)
                 res = await answer(p, reqs, routed=request.headers.get(ROUTED_HEADER) == "1", batch=True,
                                    trends=trends, authorization=request.headers.get("Authorization"))
-                return self.web.json({"responses": res}, headers=timing(t0))
+                return self.web.json({"responses": res}, headers=server_timing(t0))
             except BadRequest as exc:
                 return error(self.web, exc)
 

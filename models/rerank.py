@@ -95,9 +95,9 @@ def _user_context(rec: Recommender, r: RankRequest) -> UserContext:
 
 
 class TrendCache:
-    """The trending feature per index row, recomputed at most every ``max_age_s`` seconds
-    (and whenever the index changes), since every request of that window would compute the
-    same array.
+    """The trending feature and the all-time popularity per index row, recomputed at most
+    every ``max_age_s`` seconds (and whenever the index changes), since every request of
+    that window would compute the same arrays.
     """
 
     def __init__(self, max_age_s: float = 0.25) -> None:
@@ -105,12 +105,15 @@ class TrendCache:
         self._key: tuple[int, int] | None = None
         self._at = -float("inf")
         self._trend: FloatArray | None = None
+        #: All-time interactions per index row, from the same moment as the trend array.
+        self.popularity: NDArray[np.float64] | None = None
 
     def get(self, rec: Recommender, per_source: int, now: float) -> FloatArray:
         """The cached array, or a fresh one when it is older than ``max_age_s`` at ``now`` (a monotonic time)."""
         key = (id(rec.index), rec.index.version)
         if self._trend is None or key != self._key or now - self._at > self.max_age_s:
             self._trend, self._key, self._at = _trend(rec, per_source), key, now
+            self.popularity = _popularity(rec, np.arange(rec.index.size, dtype=np.int64))
         return self._trend
 
 
@@ -219,13 +222,15 @@ def _popularity(rec: Recommender, rows: IntArray) -> NDArray[np.float64]:
 
 
 def rerank(
-    rec: Recommender, requests: Sequence[RankRequest], per_source: int = 100, trend: FloatArray | None = None
+    rec: Recommender, requests: Sequence[RankRequest], per_source: int = 100, trend: FloatArray | None = None,
+    popularity: NDArray[np.float64] | None = None,
 ) -> list[RankResult]:
     """Order each request's items for its user; all known users' pairs are scored in one call.
 
     Items not in the catalog, or removed by the request's filter, are listed in
     ``removed`` with the reason. Ties break by trending, then by the caller's order.
-    ``trend`` is the trending feature per index row (see :class:`TrendCache`); computed here when None.
+    ``trend`` is the trending feature per index row and ``popularity`` the all-time interactions
+    per index row (see :class:`TrendCache`); computed here when None.
     """
     index: ItemIndex = rec.index
     if trend is None or trend.shape[0] != index.size:
@@ -266,7 +271,9 @@ def rerank(
     pop = ~scored
     score[pop] = trend[row[pop]]
 
-    order = np.lexsort((pos, -_popularity(rec, row), -trend[row], -score, user))
+    pop_of_row = popularity[row] if popularity is not None and popularity.shape[0] == index.size \
+        else _popularity(rec, row)
+    order = np.lexsort((pos, -pop_of_row, -trend[row], -score, user))
     ids = index.item_ids(row[order])
     out_score = np.round(score[order], 6).tolist()
     out_src = ["popularity" if s < 0 else SOURCES[s] for s in source[order].tolist()]

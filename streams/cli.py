@@ -86,6 +86,25 @@ def worker(web_port: int | None, log_level: str | None) -> None:
             raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option("--web-port", type=int, help="port of /v1/rank, /metrics and /status (default 6066)")
+@click.option("--log-level", default=None, help="debug, info, warning, error")
+def serve(web_port: int | None, log_level: str | None) -> None:
+    """Run a serving replica: /v1/rank from a copy of every user's state, apart from the stream.
+
+    It follows the users table's changelog and the item topics of the workers it is
+    pointed at (same STREAMREC_* settings) and answers rank requests itself; start as
+    many as the request rate needs. It needs a running broker (set the addresses).
+    """
+    from streams.replica import run_replica
+
+    s = _settings(web_port=web_port, log_level=log_level)
+    _check_partial_addresses(s)
+    _require_addresses(s)
+    _logging(s.log_level)
+    run_replica(s)
+
+
 def _redis_url(s: Settings) -> str:
     return s.redis_url.get_secret_value() if s.redis_url else ""
 
@@ -482,16 +501,23 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/rank"),
               show_default=True, help="folder for rank.json and the logs")
 @click.option("--seed", default=7, show_default=True)
+@click.option("--target", type=click.Choice(["replica", "worker"]), default="replica", show_default=True,
+              help="who answers: a serving replica (`streamrec serve`) beside the worker, or the worker itself")
+@click.option("--worker-nice", type=click.IntRange(0, 19), default=0, show_default=True,
+              help="run the stream worker at this nice(1) value, so the replica has CPU priority "
+                   "(as when replicas get their own cores)")
 def bench_rank(rate: float, items: int, seconds: float, warmup: float, event_rate: float, users: int,
-               query_share: float, broker: str | None, redis_url: str | None, out: Path, seed: int) -> None:
-    """Latency of POST /v1/rank (p50/p99) while the event stream runs, on one worker."""
+               query_share: float, broker: str | None, redis_url: str | None, out: Path, seed: int,
+               target: str, worker_nice: int) -> None:
+    """Latency of POST /v1/rank (p50/p99) while the event stream runs through one worker."""
     from streams.bench.preflight import BenchError
     from streams.bench.rank import RankBenchConfig, run_rank_bench
 
     s = _settings(kafka_bootstrap_servers=broker, redis_url=redis_url)
     _check_partial_addresses(s)
     config = RankBenchConfig(rate=rate, items=items, seconds=seconds, warmup_s=warmup, event_rate=event_rate,
-                             users=users, query_share=query_share, out=out, seed=seed)
+                             users=users, query_share=query_share, out=out, seed=seed, target=target,
+                             worker_nice=worker_nice)
     command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "rank"] else "streamrec bench rank"
     try:
         run_rank_bench(s, config, click.echo, command=command)

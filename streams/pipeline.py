@@ -64,6 +64,15 @@ class Pipeline:
         """A user's state from the table (a fresh state for a new user)."""
         return UserState.from_bytes(self.users.get(user_id))
 
+    def user_bytes(self, user_id: str) -> bytes | None:
+        """A user's stored state as bytes, or None when this worker holds none."""
+        raw = self.users.get(user_id)
+        return None if raw is None else bytes(raw)
+
+    async def send_impression(self, key: bytes, value: bytes) -> None:
+        """Log a shown list on the impressions topic (the feedback loop reads it like the site's)."""
+        await self.app.producer.send(self.settings.topic_impressions, key, value, None, None, None)
+
     def on_delivery(self, delivery: asyncio.Future[Any]) -> None:
         """Count and log a recommendation the producer failed to deliver (never silent)."""
         if delivery.cancelled() or delivery.exception() is None:
@@ -104,6 +113,38 @@ def slate_settings(settings: Settings, k: int | None = None) -> SlateSettings:
     )
 
 
+def build_recommender(settings: Settings, embedder: ItemEmbedder, metrics: Metrics) -> Recommender:
+    """The recommender with empty item-side state and the newest usable ranker bundle (else the blend)."""
+    learner = InterestLearner(
+        long_half_life=settings.long_half_life_s,
+        short_half_life=settings.short_half_life_s,
+        query_half_life=settings.query_half_life_s,
+        max_recent=settings.history_size,
+    )
+    try:
+        ranker = load_ranker(settings, embedder.dim, embedder.version, metrics)
+    except RankerUnavailable as exc:
+        log.error("%s; ranking with the blend", exc)
+        ranker = None
+    if ranker is None:
+        log.info("no learned ranker in %s: ranking with the transparent blend", settings.resolved_ranker_dir)
+    return Recommender(
+        ItemIndex(dim=embedder.dim),
+        CoVisitation(),
+        ItemActivity(half_life=settings.trending_half_life_s, view_weight=KIND_WEIGHTS["view"]),
+        learner,
+        ranker,
+        top_k=settings.top_k,
+        per_source=settings.candidates_per_source,
+        exclude_recent=settings.exclude_recent,
+        slate=slate_settings(settings),
+        bandit_policy=settings.bandit_policy,
+        feedback_window_s=settings.feedback_window_s,
+        fresh=FreshItems(settings.fresh_informed_after, max_age_s=settings.fresh_max_age_s),
+        bundle_size=settings.bundle_size,
+    )
+
+
 def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics | None = None) -> Pipeline:
     """Create the app, its topics and tables, the models and sinks, and register the agents."""
     from agents import register_all  # agents depend on this module; import late
@@ -119,34 +160,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         use_partitioner=True,  # lets agents write inside stream.take() batches
         help="Per-user interest state (UserState.to_bytes()), keyed by user_id",
     )
-    learner = InterestLearner(
-        long_half_life=settings.long_half_life_s,
-        short_half_life=settings.short_half_life_s,
-        query_half_life=settings.query_half_life_s,
-        max_recent=settings.history_size,
-    )
-    try:
-        ranker = load_ranker(settings, embedder.dim, embedder.version, metrics)
-    except RankerUnavailable as exc:
-        log.error("%s; ranking with the blend", exc)
-        ranker = None
-    if ranker is None:
-        log.info("no learned ranker in %s: ranking with the transparent blend", settings.resolved_ranker_dir)
-    recommender = Recommender(
-        ItemIndex(dim=embedder.dim),
-        CoVisitation(),
-        ItemActivity(half_life=settings.trending_half_life_s, view_weight=KIND_WEIGHTS["view"]),
-        learner,
-        ranker,
-        top_k=settings.top_k,
-        per_source=settings.candidates_per_source,
-        exclude_recent=settings.exclude_recent,
-        slate=slate_settings(settings),
-        bandit_policy=settings.bandit_policy,
-        feedback_window_s=settings.feedback_window_s,
-        fresh=FreshItems(settings.fresh_informed_after, max_age_s=settings.fresh_max_age_s),
-        bundle_size=settings.bundle_size,
-    )
+    recommender = build_recommender(settings, embedder, metrics)
     assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
     redis = RedisWriter(
         create_redis_client(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster),

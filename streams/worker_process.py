@@ -1,4 +1,5 @@
-"""A worker in a child process: how the demo and the integration tests run one.
+"""A worker (or a serving replica) in a child process: how the demo, the benchmarks and the
+integration tests run one.
 
 The child gets the parent's settings as ``STREAMREC_*`` variables, logs to a file,
 and dies with the parent (``PR_SET_PDEATHSIG``) even if the parent is killed.
@@ -26,13 +27,18 @@ class WorkerFailed(RuntimeError):
 
 
 class WorkerProcess:
-    """Start, probe and stop one ``streamrec worker`` child process."""
+    """Start, probe and stop one ``streamrec worker`` (or, with ``command="serve"``, one
+    serving replica) child process."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, command: str = "worker", nice: int = 0) -> None:
         if settings.kafka_bootstrap_servers is None or settings.redis_url is None:
             raise ValueError("a worker process needs resolved Kafka and Redis addresses")
+        if command not in ("worker", "serve"):
+            raise ValueError(f"command must be 'worker' or 'serve', got {command!r}")
         self.settings = settings
         self.log_path = log_path
+        self.command = command
+        self.nice = nice  # CPU priority (nice(1)): > 0 yields the CPU to other processes
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,7 +57,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [*(["nice", "-n", str(self.nice)] if self.nice else []), sys.executable, "-m", "streams.cli", self.command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -83,11 +89,11 @@ class WorkerProcess:
             if st and st.get("items_ready") and st.get("items", 0) >= min_items:
                 return st
             time.sleep(0.25)
-        raise WorkerFailed(f"worker not ready after {timeout:.0f}s\n{self.log_tail()}")
+        raise WorkerFailed(f"{self.command} not ready after {timeout:.0f}s\n{self.log_tail()}")
 
     def check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
-            raise WorkerFailed(f"worker exited with code {self._proc.returncode}\n{self.log_tail()}")
+            raise WorkerFailed(f"{self.command} exited with code {self._proc.returncode}\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,9 +1,10 @@
 """``streamrec bench rank``: latency of ``POST /v1/rank`` while the event stream runs.
 
-One worker on the embedded (or given) broker and Redis, the demo catalog embedded;
-a load-generator process offers click events at ``event_rate`` (the same generator as
-``streamrec bench``), and at the same time this process sends ``rate`` rank requests
-per second, each with ``items`` catalog items for a user of that stream, open loop:
+One worker on the embedded (or given) broker and Redis, the demo catalog embedded, and
+(``target="replica"``, the default) one serving replica (``streamrec serve``) beside it;
+a load-generator process offers click events at ``event_rate`` to the worker (the same
+generator as ``streamrec bench``), and at the same time this process sends ``rate`` rank
+requests per second to the replica (or, with ``target="worker"``, to the worker), each with ``items`` catalog items for a user of that stream, open loop:
 request ``i`` is due at ``i / rate`` seconds whatever the answers before it did, so a
 slow answer delays none of the later ones' clocks. Latency is measured from the due
 time to the last byte of the answer (client queueing included), and apart from that
@@ -40,7 +41,7 @@ from streams.bench.preflight import check_reachable
 from streams.bench.servers import cleanup_external, redis_client
 from streams.demo.catalog import demo_catalog
 from streams.producer import create_producer
-from streams.runtime import resolve_addresses
+from streams.runtime import find_free_port, resolve_addresses
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess
@@ -60,6 +61,8 @@ class RankBenchConfig:
     catalog_images: bool = False
     out: Path = Path("bench-results/rank")
     seed: int = 7
+    target: str = "replica"  # or "worker"
+    worker_nice: int = 0  # the stream worker's nice(1) value: > 0 gives the answering process CPU priority
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -166,7 +169,7 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         item_ids = [str(i["item_id"]) for i in catalog]
         items_file = work / "items.txt"
         items_file.write_text("\n".join(item_ids) + "\n")
-        worker = stack.enter_context(WorkerProcess(s, logs / "worker.log"))
+        worker = stack.enter_context(WorkerProcess(s, logs / "worker.log", nice=cfg.worker_nice))
         echo("starting the worker (the first run exports the encoders to ONNX)...")
         worker.wait_ready(timeout=600)
         producer = create_producer(s)
@@ -177,6 +180,11 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         finally:
             producer.close(timeout=10)
         worker.wait_ready(min_items=len(catalog), timeout=600)
+        server = worker
+        if cfg.target == "replica":
+            server = stack.enter_context(WorkerProcess(s.model_copy(update={"web_port": find_free_port()}),
+                                                       logs / "replica.log", command="serve"))
+            server.wait_ready(min_items=len(catalog), timeout=600)
         echo(f"catalog of {len(catalog)} items embedded; offering {cfg.event_rate:g} events/s and "
              f"{cfg.rate:g} rank requests/s of {cfg.items} items for {cfg.warmup_s + cfg.seconds:g}s")
         gen = stack.enter_context(LoadGenerator(s, s.topic_clicks, cfg.users, items_file, logs / "loadgen.log",
@@ -191,9 +199,11 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         time.sleep(1.0)  # the stream is flowing before the first request
         n = round(cfg.rate * (cfg.warmup_s + cfg.seconds))
         bodies = _bodies(cfg, item_ids, n)
-        rank = asyncio.run(drive(worker.base_url + "/v1/rank", bodies, cfg.rate, round(cfg.rate * cfg.warmup_s)))
+        rank = asyncio.run(drive(server.base_url + "/v1/rank", bodies, cfg.rate, round(cfg.rate * cfg.warmup_s)))
         thread.join(timeout=cfg.seconds + 240)
         results.update(rank=rank, stream=stream, worker_status=worker.status())
+        if server is not worker:
+            results.update(replica_status=server.status(), replica_state_delay=state_delay(server.metrics()))
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["load_average_at_end"] = load_average()
     (cfg.out / "rank.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -201,12 +211,31 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
     return results
 
 
+def state_delay(metrics_text: str) -> dict[str, float | None]:
+    r"""Mean copy delay of a replica (``streamrec_replica_state_delay_seconds``) and the share
+    of records applied within 100 ms, from its ``/metrics`` text.
+
+    >>> state_delay("streamrec_replica_state_delay_seconds_bucket{le=\"0.1\"} 3.0\n"
+    ...             "streamrec_replica_state_delay_seconds_count 4.0\nstreamrec_replica_state_delay_seconds_sum 0.2\n")
+    {'records': 4.0, 'mean_s': 0.05, 'within_100ms': 0.75}
+    """
+    values: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("streamrec_replica_state_delay_seconds"):
+            values[name] = float(value)
+    n = values.get("streamrec_replica_state_delay_seconds_count", 0.0)
+    within = values.get('streamrec_replica_state_delay_seconds_bucket{le="0.1"}', 0.0)
+    total = values.get("streamrec_replica_state_delay_seconds_sum", 0.0)
+    return {"records": n, "mean_s": round(total / n, 4) if n else None, "within_100ms": round(within / n, 4) if n else None}
+
+
 def summary(results: dict[str, Any]) -> str:
     """The figures of a run as a few lines of text."""
     r, cfg, st = results["rank"], results["config"], results.get("stream", {})
     lat, svc = r["latency_ms"], r["service_ms"]
     return (
-        f"/v1/rank, {cfg['items']} items per request, offered {cfg['rate']:g}/s (achieved {r['achieved_rate']}/s), "
+        f"/v1/rank on the {cfg.get('target', 'worker')}, {cfg['items']} items per request, offered {cfg['rate']:g}/s (achieved {r['achieved_rate']}/s), "
         f"events offered {cfg['event_rate']:g}/s (sent at {st.get('sent_rate')}/s)\n"
         f"latency from due time over {r['counted']} requests: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
         f"p99 {lat['p99']} ms, max {lat['max']} ms\n"

@@ -26,9 +26,10 @@ def docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def kind(kind_name: str) -> dict[str, Any]:
-    found = [d for p in sorted(K8S.glob("*.yaml")) for d in docs(p) if d.get("kind") == kind_name]
-    assert len(found) == 1, f"expected one {kind_name}, found {len(found)}"
+def kind(kind_name: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for p in sorted(K8S.glob("*.yaml")) for d in docs(p)
+             if d.get("kind") == kind_name and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind_name} {name or ''}, found {len(found)}"
     return found[0]
 
 
@@ -65,7 +66,7 @@ def test_configmap_holds_only_known_settings_and_no_secrets(monkeypatch: pytest.
 
 
 def test_deployment_probes_ports_resources_and_settings() -> None:
-    dep = kind("Deployment")
+    dep = kind("Deployment", "streamrec-worker")
     spec = dep["spec"]
     pod = spec["template"]
     assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -95,10 +96,31 @@ def test_deployment_probes_ports_resources_and_settings() -> None:
         assert {data_dir, "/tmp"} <= mounts
 
 
+def test_serving_replicas_run_serve_behind_a_service_and_scale_on_cpu() -> None:
+    dep = kind("Deployment", "streamrec-serving")
+    pod = dep["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["serve"]
+    port = int(configmap()["STREAMREC_WEB_PORT"])
+    assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    assert {"configMapRef": {"name": "streamrec-config"}} in container["envFrom"]
+    svc = kind("Service", "streamrec-serving")
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = kind("HorizontalPodAutoscaler", "streamrec-serving")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    # The workers' KEDA scaler and disruption budget leave the replicas alone.
+    workers = kind("Deployment", "streamrec-worker")["spec"]["selector"]["matchLabels"]
+    assert not workers.items() <= pod["metadata"]["labels"].items()
+
+
 def test_keda_scales_on_the_workers_group_and_topics_up_to_the_partition_count() -> None:
     so = kind("ScaledObject")
     cm = configmap()
-    dep = kind("Deployment")
+    dep = kind("Deployment", "streamrec-worker")
     assert so["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
     assert so["spec"]["maxReplicaCount"] <= int(cm["STREAMREC_PARTITIONS"])
     assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"]
@@ -121,7 +143,7 @@ def test_prometheusrule_equals_the_rules_file_and_servicemonitor_sets_the_job() 
     rules_file = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "streamrec.rules.yml").read_text())
     assert rule["spec"]["groups"] == rules_file["groups"]
     sm = kind("ServiceMonitor")
-    svc = kind("Service")
+    svc = kind("Service", "streamrec-worker")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert svc["metadata"]["labels"][sm["spec"]["jobLabel"]] == "streamrec"  # rules use up{job="streamrec"}
     assert sm["spec"]["endpoints"][0] == {"port": "http", "path": "/metrics", "interval": "15s"}
