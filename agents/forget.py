@@ -9,8 +9,9 @@ survives a crash like any event (its offset is committed only after it took effe
 Erasing a user means: the state leaves the table's store and a tombstone goes to the
 table's changelog (compaction then drops every earlier state, and no recovering worker
 sees it again); ``rec:{user_id}`` is deleted from Redis (queued, so an outage delays it
-but never loses it); and a tombstone goes to the recommendations topic, so that
-``streamrec redis-rebuild`` does not bring the list back.
+but never loses it); and a tombstone goes to the recommendations topic (and one per other
+surface to the surface-recommendations topic), so that ``streamrec redis-rebuild`` does not
+bring the lists back.
 
 Expired states (no event for ``user_state_ttl_s``) are erased the same way by a
 periodic sweep of the worker's own partitions, and ignored on load before that.
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from faust.types import EventT
 from kafka.partitioner.default import murmur2
 
+from agents.surfaces import surface_key
 from models.interest import UserState
 from streams.user_table import delete_states
 
@@ -77,6 +79,11 @@ async def erase_users(p: Pipeline, partitions: Mapping[str, int], reason: str) -
             p.redis.delete(p.settings.rec_key(user_id, surface))
         delivery = cast("asyncio.Future[Any]", await producer.send(topic, user_id.encode(), None, None, None, None))
         delivery.add_done_callback(p.on_delivery)
+        for surface in p.settings.surfaces:
+            if surface != "home":
+                delivery = cast("asyncio.Future[Any]", await producer.send(
+                    p.settings.topic_surface_recommendations, surface_key(surface, user_id), None, None, None, None))
+                delivery.add_done_callback(p.on_delivery)
     p.metrics.forgotten.labels(reason).inc(len(partitions))
     log.info("erased %d user(s) (%s)", len(partitions), reason)
 

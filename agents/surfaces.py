@@ -5,15 +5,18 @@ The refresh publishes ``home`` (``rec:{user_id}`` and the ``recommendations`` to
 (``STREAMREC_SURFACES``) its own list for the same users: one candidate generation for
 the micro-batch, then per surface the candidates of its sources that pass its filter,
 ranked and cut to its K by the recommender (one scoring call per surface). Surface lists
-go to Redis only; the topic stays the home lists' log.
+go to Redis and to their own topic (``recommendations.surfaces``, key
+``{surface}:{user_id}``, see :func:`surface_key`), so that ``streamrec redis-rebuild``
+restores them; the ``recommendations`` topic stays the home lists' log, one message per refresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -26,6 +29,23 @@ from streams.settings import Settings, SurfaceSettings
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
+
+
+def surface_key(surface: str, user_id: str) -> bytes:
+    """The key of a surface list on the surface-recommendations topic.
+
+    Surface names have no ``:`` (letters, digits, ``-``, ``_``), so the first ``:`` splits it.
+
+    >>> surface_key("search", "u:1"), split_surface_key(b"search:u:1")
+    (b'search:u:1', ('search', 'u:1'))
+    """
+    return f"{surface}:{user_id}".encode()
+
+
+def split_surface_key(key: bytes) -> tuple[str, str]:
+    """``(surface, user_id)`` of a :func:`surface_key`."""
+    surface, _, user_id = key.decode("utf-8", "replace").partition(":")
+    return surface, user_id
 
 
 def select_candidates(batch: RankingBatch, keep: np.ndarray) -> RankingBatch:
@@ -83,8 +103,12 @@ async def publish_surfaces(
     lists = surface_lists(p.recommender, users, p.settings)
     version = p.recommender.model_version
     batch_id = uuid.uuid4().hex[:22]
+    producer, topic = p.app.producer, p.settings.topic_surface_recommendations
     for s_n, (name, per_user) in enumerate(lists.items()):
         for n, ((uid, _, ts), items) in enumerate(zip(users, per_user, strict=True)):
             payload = recommendation_payload(uid, triggers[uid], items, version, surface=name,
                                              request_id=f"{batch_id}{s_n:02x}{n:08x}")
+            delivery = cast("asyncio.Future[Any]",
+                            await producer.send(topic, surface_key(name, uid), payload, None, None, None))
+            delivery.add_done_callback(p.on_delivery)
             p.redis.put(p.settings.rec_key(uid, name), payload, None)

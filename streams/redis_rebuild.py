@@ -1,11 +1,12 @@
-"""Rebuilding Redis from the ``recommendations`` topic (the source of truth).
+"""Rebuilding Redis from the ``recommendations`` topics (the source of truth).
 
 The topic holds one message per refresh, keyed by user_id; the newest message of a
 user (within its partition) is that user's current list, and a tombstone (no value)
 means the user was forgotten. :func:`rebuild_redis` reads every partition from the
 beginning up to the end offsets it found at the start, and writes each user's newest
 list with the TTL it has left (lists older than ``rec_ttl_s`` are not restored; a
-forgotten user's key is deleted).
+forgotten user's key is deleted). The other surfaces' lists come the same way from the
+surface-recommendations topic (key ``{surface}:{user_id}``) to ``rec:{surface}:{user_id}``.
 
 By default a key is written only where Redis has none (``SET NX``), so running workers
 may keep writing while it runs: a newer list a worker wrote is never replaced by an
@@ -36,6 +37,7 @@ class RebuildReport:
 
     messages: int
     users: int
+    surface_lists: int  # (surface, user) keys on the surface-recommendations topic
     written: int
     kept: int  # NX: Redis already had a (newer) value
     expired: int
@@ -43,7 +45,8 @@ class RebuildReport:
 
     def __str__(self) -> str:
         return (
-            f"read {self.messages} message(s) for {self.users} user(s): {self.written} list(s) written, "
+            f"read {self.messages} message(s) for {self.users} user(s) and {self.surface_lists} surface list(s): "
+            f"{self.written} list(s) written, "
             f"{self.kept} already in Redis, {self.expired} expired, {self.deleted} forgotten user(s) deleted"
         )
 
@@ -65,11 +68,11 @@ def latest_per_user(records: Iterator[Any], counter: list[int] | None = None) ->
     return latest
 
 
-def _read_topic(settings: Settings, timeout_s: float) -> Iterator[Any]:
+def _read_topic(settings: Settings, topic: str, timeout_s: float, required: bool = True) -> Iterator[Any]:
+    """Every record of ``topic`` up to its end; nothing when it does not exist and is not ``required``."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
-    topic = settings.topic_recommendations
     try:
         consumer = KafkaConsumer(
             **kafka_python_kwargs(settings, client_id=f"{settings.app_id}-redis-rebuild"),
@@ -80,6 +83,8 @@ def _read_topic(settings: Settings, timeout_s: float) -> Iterator[Any]:
         raise RebuildError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
     try:
         partitions = consumer.partitions_for_topic(topic)
+        if not partitions and not required:
+            return
         if not partitions:
             raise RebuildError(f"topic {topic!r} does not exist (STREAMREC_TOPIC_RECOMMENDATIONS); nothing to rebuild from")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -112,18 +117,26 @@ def rebuild_redis(
     ``Redis``, or ``RedisCluster``: the pipeline then splits by slot)."""
     import redis
 
+    from agents.surfaces import split_surface_key
+
     counter = [0]
-    latest = latest_per_user(_read_topic(settings, timeout_s), counter)
+    latest = latest_per_user(_read_topic(settings, settings.topic_recommendations, timeout_s), counter)
+    surfaces = latest_per_user(
+        _read_topic(settings, settings.topic_surface_recommendations, timeout_s, required=False), counter
+    )
     messages = counter[0]
     now = time.time() if now is None else now
     written = kept = expired = deleted = 0
-    items = list(latest.items())
+    items = [(settings.rec_key(k.decode("utf-8", "replace")), v) for k, v in latest.items()]
+    for key, value in surfaces.items():
+        surface, user_id = split_surface_key(key)
+        if surface in settings.surfaces and surface != "home":  # a surface since removed is not restored
+            items.append((settings.rec_key(user_id, surface), value))
     try:
         for start in range(0, len(items), batch):
             pipe = client.pipeline(transaction=False)
             ops: list[str] = []
-            for key, value in items[start : start + batch]:
-                rkey = settings.rec_key(key.decode("utf-8", "replace"))
+            for rkey, value in items[start : start + batch]:
                 if value is None:
                     pipe.delete(rkey)
                     ops.append("delete")
@@ -144,4 +157,4 @@ def rebuild_redis(
                     kept += 1
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise RebuildError(f"cannot write to Redis: {exc}") from None
-    return RebuildReport(messages, len(latest), written, kept, expired, deleted)
+    return RebuildReport(messages, len(latest), len(surfaces), written, kept, expired, deleted)

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     topic_searches: str = "events.searches"
     topic_impressions: str = "events.impressions"
     topic_recommendations: str = "recommendations"
+    #: The other surfaces' lists (key ``{surface}:{user_id}``), so ``redis-rebuild`` restores them too.
+    topic_surface_recommendations: str = "recommendations.surfaces"
     topic_dlq: str = "events.dlq"
     topic_item_vectors: str = "streamrec.item-vectors"
     topic_item_stats: str = "streamrec.item-stats"

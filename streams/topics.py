@@ -132,6 +132,7 @@ def topic_specs(settings: Settings, tables: Iterable[str] = USER_TABLES) -> list
         TopicSpec(s.topic_searches, s.partitions, rf),
         TopicSpec(s.topic_impressions, s.partitions, rf),
         TopicSpec(s.topic_recommendations, s.partitions, rf),
+        TopicSpec(s.topic_surface_recommendations, s.partitions, rf),
         TopicSpec(s.topic_dlq, s.dlq_partitions, rf, {}, "dlq_partitions"),
         TopicSpec(s.topic_item_vectors, s.catalog_partitions, rf, dict(_COMPACT), "catalog_partitions"),
         TopicSpec(

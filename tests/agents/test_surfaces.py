@@ -67,7 +67,7 @@ def test_similar_items_follow_upserts_and_deletes() -> None:
 
 
 @pytest.mark.integration
-def test_worker_publishes_surfaces_and_similar_items(live_pipeline: Any) -> None:
+def test_worker_publishes_surfaces_and_similar_items(live_pipeline: Any, read_topic: Any) -> None:
     live = live_pipeline
     s = live.settings
     cats: dict[str, list[str]] = {}
@@ -135,3 +135,15 @@ def test_worker_publishes_surfaces_and_similar_items(live_pipeline: Any) -> None
     receipt = send_forget(s, "surfer", live.redis)
     assert receipt.redis_deleted
     assert live.redis.get(s.rec_key("surfer")) is None and live.redis.get(s.rec_key("surfer", "search")) is None
+
+    # The search lists are on their own topic (what `redis-rebuild` restores them from), and the
+    # worker's erasure ends that log with a tombstone.
+    deadline = time.monotonic() + 60
+    logged: list[Any] = []
+    while time.monotonic() < deadline and not (logged and logged[-1].value is None):
+        logged = [r for r in read_topic(s, s.topic_surface_recommendations, s.partitions) if r.key == b"search:surfer"]
+        time.sleep(0.3)
+    assert logged and logged[-1].value is None, logged
+    lists = [json.loads(r.value) for r in logged[:-1]]
+    assert lists and lists[-1]["surface"] == "search" and lists[-1]["user_id"] == "surfer"
+    assert lists[-1]["request_id"] == search["request_id"] or any(x["request_id"] == search["request_id"] for x in lists)

@@ -71,6 +71,13 @@ def test_redis_rebuild_restores_every_users_latest_list_from_the_topic(settings:
             raw = recommendation_payload(f"u{u}", (now + n, f"e{n}"), [ScoredItem(f"i{n}", 1.0, "interest")], "blend-1")
             producer.send(settings.topic_recommendations, key=f"u{u}".encode(), value=raw)
     producer.send(settings.topic_recommendations, key=b"u7", value=None)  # u7 was forgotten
+    for n in range(2):  # the search surface's lists of u0..u4, on their own topic
+        for u in range(5):
+            raw = recommendation_payload(f"u{u}", (now + n, f"s{n}"), [ScoredItem(f"j{n}", 1.0, "search")], "blend-1",
+                                         surface="search")
+            producer.send(settings.topic_surface_recommendations, key=f"search:u{u}".encode(), value=raw)
+    producer.send(settings.topic_surface_recommendations, key=b"search:u4", value=None)  # forgotten
+    producer.send(settings.topic_surface_recommendations, key=b"retired:u1", value=raw)  # a surface no longer set
     producer.flush()
     producer.close()
     client = redis_client
@@ -80,7 +87,12 @@ def test_redis_rebuild_restores_every_users_latest_list_from_the_topic(settings:
 
     result = CliRunner().invoke(cli, ["redis-rebuild"], env=settings.to_env())
     assert result.exit_code == 0, result.output
-    assert "18 list(s) written, 1 already in Redis" in result.output and "1 forgotten" in result.output
+    assert "for 20 user(s) and 6 surface list(s)" in result.output, result.output
+    assert "22 list(s) written, 1 already in Redis" in result.output and "2 forgotten" in result.output
+    for u in range(5):
+        raw = client.get(settings.rec_key(f"u{u}", "search"))  # type: ignore[attr-defined]
+        assert (raw is None) if u == 4 else json.loads(raw)["trigger_event_id"] == "s1"
+    assert not client.keys("*retired*")  # type: ignore[attr-defined]
     for u in range(20):
         raw = client.get(settings.rec_key(f"u{u}"))  # type: ignore[attr-defined]
         if u == 7:
@@ -92,7 +104,7 @@ def test_redis_rebuild_restores_every_users_latest_list_from_the_topic(settings:
             assert 0 < client.ttl(settings.rec_key(f"u{u}")) <= settings.rec_ttl_s  # type: ignore[attr-defined]
 
     report = rebuild_redis(settings, redis.Redis.from_url(settings.redis_url.get_secret_value()), overwrite=True)  # type: ignore[union-attr]
-    assert report.written == 19 and report.deleted == 1
+    assert report.written == 23 and report.deleted == 2
     old = rebuild_redis(settings, redis.Redis.from_url(settings.redis_url.get_secret_value()),  # type: ignore[union-attr]
                         overwrite=True, now=now + settings.rec_ttl_s + 100)
-    assert old.expired == 19 and old.written == 0  # lists past their TTL are not brought back
+    assert old.expired == 23 and old.written == 0  # lists past their TTL are not brought back

@@ -30,6 +30,7 @@ def test_topic_specs_follow_settings() -> None:
         "events.searches": 6,
         "events.impressions": 6,
         "recommendations": 6,
+        "recommendations.surfaces": 6,
         "events.dlq": 2,
         "streamrec.item-vectors": 3,
         "streamrec.item-stats": 1,
