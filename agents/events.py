@@ -50,9 +50,9 @@ def register(p: Pipeline) -> None:
     guard = UserGuard(s.dedup_window, s.user_rate_limit_per_s, s.user_rate_burst, s.user_state_ttl_s)
 
     def lost_state(exc: BaseException) -> None:
-        # Offsets must not be committed past a state that is not in the changelog:
+        # Offsets must not be committed past a state (or item-stats increments) not delivered:
         # stop the worker, so its events are processed again from the last commit.
-        log.critical("a user state could not be written to the changelog (%r); stopping the worker", exc)
+        log.critical("a user state or a batch's item statistics could not be written (%r); stopping the worker", exc)
         p.metrics.publish_errors.inc()
         asyncio.ensure_future(p.app.crash(exc))
 
@@ -117,7 +117,16 @@ def register(p: Pipeline) -> None:
             shown = [(i, n) for i, n in fb.shown.items() if i in rec.fresh]
             clicked = [(i, n) for i, n in fb.clicked.items() if i in rec.fresh]
             if fx.pairs or fx.counts or shown or clicked:
-                await p.topics.item_stats.send(key=None, value=StatsDelta(fx.pairs, fx.counts, shown, clicked).to_bytes())
+                delta = StatsDelta(fx.pairs, fx.counts, shown, clicked, fx.events, fx.pair_events, fx.count_events)
+                # Delivered before the users' states are written: a crash in between resends these
+                # increments when the events are processed again, and readers apply each event's once.
+                # (Written after the states, a crash in between would lose them: the events would
+                # then be recognised as duplicates.)
+                try:
+                    await (await p.app.producer.send(s.topic_item_stats, None, delta.to_bytes(), None, None, None))
+                except Exception as exc:  # noqa: BLE001 - any delivery failure: process the batch again
+                    lost_state(exc)
+                    continue
                 p.metrics.item_stats_sent.inc()
             await refresh_users(p, fx.triggers, states, late=fx.late)  # remembers each published slate in its user's state
             await save_states(

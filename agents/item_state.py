@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from models.item_embedding import ItemEmbedder
 from models.recommender import Recommender
 from streams.follower import follow_topics
-from streams.internal import ItemVector, StatsDelta
+from streams.internal import AppliedEvents, ItemVector, StatsDelta
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -48,8 +48,11 @@ class ItemStateHolder(Protocol):
     def items_ready(self) -> asyncio.Event: ...
 
 
-def apply_record(p: ItemStateHolder, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
-    """Apply one item-vector or item-stats record to the recommender's state."""
+def apply_record(
+    p: ItemStateHolder, record: ConsumerRecord, applied: AppliedEvents | None = None  # type: ignore[type-arg]
+) -> None:
+    """Apply one item-vector or item-stats record to the recommender's state (an event's
+    item-stats increments once, when ``applied`` remembers the events already applied)."""
     rec = p.recommender
     if record.topic == p.settings.topic_item_vectors:
         if record.value is None:
@@ -70,6 +73,8 @@ def apply_record(p: ItemStateHolder, record: ConsumerRecord) -> None:  # type: i
         rec.index.upsert(iv.item_id, iv.vector, iv.category, iv.price, iv.title, in_stock=iv.in_stock)
     else:
         delta = StatsDelta.from_bytes(record.value)
+        if applied is not None:
+            delta = applied.first_time(delta)
         rec.covisitation.learn_many(delta.pairs)
         for item_id, weight, ts in delta.counts:
             rec.trending.learn_one(item_id, weight, ts)
@@ -89,9 +94,11 @@ async def follow_item_state(p: ItemStateHolder) -> None:
         for part in range(n)
     ]
 
+    applied = AppliedEvents(s.item_stats_dedup_events)
+
     def apply(records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
         for record in records:
-            apply_record(p, record)
+            apply_record(p, record, applied)
         p.metrics.items.set(len(p.recommender.index))
 
     await follow_topics(s, tps, apply, p.items_ready, s.item_state_fetch_wait_s, "item state")

@@ -45,6 +45,11 @@ class BatchEffects:
 
     pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
+    #: The interactions (``user_id/event_id``) behind them, and the index there of each pair's
+    #: and each count's event (item-stats readers apply an event's increments once).
+    events: list[str] = field(default_factory=list)
+    pair_events: list[int] = field(default_factory=list)
+    count_events: list[int] = field(default_factory=list)
     #: Per touched user: (timestamp, event_id) of the newest event its state now holds -- the
     #: batch's newest, or an earlier batch's when all of this batch's events were late.
     triggers: dict[UserId, tuple[Timestamp, str]] = field(default_factory=dict)
@@ -114,8 +119,13 @@ def apply_events(
             before = state.recent if not state.recent_ts or state.recent_ts[-1] <= c.ts else [
                 i for i, t in zip(state.recent, state.recent_ts, strict=True) if t <= c.ts
             ]  # a late event pairs with the items before it in event time
-            fx.pairs.extend(covisit_pairs(before, c.item_id, covisit_window, covisit_decay))
+            pairs = covisit_pairs(before, c.item_id, covisit_window, covisit_decay)
+            n = len(fx.events)
+            fx.events.append(f"{user_id}/{event_id}")
+            fx.pairs.extend(pairs)
+            fx.pair_events.extend([n] * len(pairs))
             fx.counts.append((c.item_id, learner.kind_weights[c.kind], c.ts))
+            fx.count_events.append(n)
             state = learner.learn_interaction(state, c.item_id, index.vector(c.item_id), c.kind, c.ts, c.session_id)
         else:
             q: Search = ev  # type: ignore[assignment]

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_s: float = Field(
         default=0.005, gt=0, description="longest a fetch waits for data (latency vs. idle requests)"
     )
+    item_stats_dedup_events: int = Field(
+        default=200_000, ge=0,
+        description="events whose item-stats increments each reader remembers, so a crashed worker's resent "
+        "increments are applied once",
+    )
     item_state_fetch_wait_s: float = Field(
         default=0.1, gt=0, description="fetch wait of the item-vector/item-stats follower (freshness vs. polling cost)"
     )

@@ -125,10 +125,12 @@ def assert_same_states(a: dict[str, UserState], b: dict[str, UserState]) -> None
 
 
 def stats_mass(settings: Settings, read_topic: Any) -> float:
-    """Total interaction weight published on the item-stats topic (co-visitation/trending input)."""
-    from streams.internal import StatsDelta
+    """Total interaction weight the item-stats readers apply (co-visitation/trending input):
+    each event's increments once, as every worker applies them."""
+    from streams.internal import AppliedEvents, StatsDelta
 
-    return sum(sum(c[1] for c in StatsDelta.from_bytes(r.value).counts)
+    applied = AppliedEvents(settings.item_stats_dedup_events)
+    return sum(sum(c[1] for c in applied.first_time(StatsDelta.from_bytes(r.value)).counts)
                for r in read_topic(settings, settings.topic_item_stats, 1) if r.value)
 
 
