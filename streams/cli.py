@@ -506,18 +506,29 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
 @click.option("--worker-nice", type=click.IntRange(0, 19), default=0, show_default=True,
               help="run the stream worker at this nice(1) value, so the replica has CPU priority "
                    "(as when replicas get their own cores)")
+@click.option("--serving-cpus", metavar="LIST",
+              help="run the answering process and this benchmark's client on these CPUs (e.g. 1, or 2-3) and the "
+                   "broker, Redis, worker and load generator on the others, as when replicas have cores of their own "
+                   "(default: every process shares every CPU)")
 def bench_rank(rate: float, items: int, seconds: float, warmup: float, event_rate: float, users: int,
                query_share: float, broker: str | None, redis_url: str | None, out: Path, seed: int,
-               target: str, worker_nice: int) -> None:
+               target: str, worker_nice: int, serving_cpus: str | None) -> None:
     """Latency of POST /v1/rank (p50/p99) while the event stream runs through one worker."""
+    from streams.bench.cpus import CpuSetError, parse_cpus, split_cpus
     from streams.bench.preflight import BenchError
     from streams.bench.rank import RankBenchConfig, run_rank_bench
 
+    cpus = None
+    if serving_cpus is not None:
+        try:
+            cpus, _ = split_cpus(parse_cpus(serving_cpus))
+        except CpuSetError as exc:
+            raise click.BadParameter(str(exc), param_hint="--serving-cpus") from None
     s = _settings(kafka_bootstrap_servers=broker, redis_url=redis_url)
     _check_partial_addresses(s)
     config = RankBenchConfig(rate=rate, items=items, seconds=seconds, warmup_s=warmup, event_rate=event_rate,
                              users=users, query_share=query_share, out=out, seed=seed, target=target,
-                             worker_nice=worker_nice)
+                             worker_nice=worker_nice, serving_cpus=cpus)
     command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "rank"] else "streamrec bench rank"
     try:
         run_rank_bench(s, config, click.echo, command=command)

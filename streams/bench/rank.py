@@ -4,13 +4,17 @@ One worker on the embedded (or given) broker and Redis, the demo catalog embedde
 (``target="replica"``, the default) one serving replica (``streamrec serve``) beside it;
 a load-generator process offers click events at ``event_rate`` to the worker (the same
 generator as ``streamrec bench``), and at the same time this process sends ``rate`` rank
-requests per second to the replica (or, with ``target="worker"``, to the worker), each with ``items`` catalog items for a user of that stream, open loop:
+requests per second to the replica (or, with ``target="worker"``, to the worker), each
+with ``items`` catalog items for a user of that stream, open loop:
 request ``i`` is due at ``i / rate`` seconds whatever the answers before it did, so a
 slow answer delays none of the later ones' clocks. Latency is measured from the due
 time to the last byte of the answer (client queueing included), and apart from that
 as service time (from the actual send), and the handler's own time (its ``Server-Timing``
 header). Requests in the first ``warmup_s`` seconds
-are sent but not counted. Writes ``rank.json`` under ``out``.
+are sent but not counted. With ``serving_cpus``, the answering process and the client
+run on those CPUs and the broker, Redis, worker and load generator on the others
+(:mod:`streams.bench.cpus`), as when replicas have cores of their own. Writes
+``rank.json`` under ``out``.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ import numpy as np
 from rich.console import Console
 
 from streams.bench.clickgen import user_id
+from streams.bench.cpus import CpuSet, CpuSetError, on_cpus, split_cpus
 from streams.bench.loadgen import LoadGenerator
 from streams.bench.machine import load_average, machine_facts, source_revision
 from streams.bench.phases import pipeline_settings
-from streams.bench.preflight import check_reachable
+from streams.bench.preflight import BenchError, check_reachable
 from streams.bench.servers import cleanup_external, redis_client
 from streams.demo.catalog import demo_catalog
 from streams.producer import create_producer
@@ -63,6 +68,7 @@ class RankBenchConfig:
     seed: int = 7
     target: str = "replica"  # or "worker"
     worker_nice: int = 0  # the stream worker's nice(1) value: > 0 gives the answering process CPU priority
+    serving_cpus: CpuSet | None = None  # CPUs of the answering process and the client; the rest run the stream
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -147,16 +153,27 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
     """Run the benchmark and write ``rank.json`` under ``cfg.out``; returns the results."""
     if not settings.embedded:
         check_reachable(settings)
+    answering_cpus = stream_cpus = None
+    if cfg.serving_cpus is not None:
+        try:
+            answering_cpus, stream_cpus = split_cpus(cfg.serving_cpus)
+        except CpuSetError as exc:
+            raise BenchError(f"--serving-cpus: {exc}") from None
     run_id = uuid.uuid4().hex[:8]
     cfg.out.mkdir(parents=True, exist_ok=True)
     logs = cfg.out / "logs" / run_id
     results: dict[str, Any] = {
         "format": "streamrec-bench-rank/1", "run_id": run_id, "command": command,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": {**asdict(cfg), "out": str(cfg.out)}, "machine": machine_facts(), "source": source_revision(),
+        "config": {**asdict(cfg), "out": str(cfg.out),
+                   "serving_cpus": None if cfg.serving_cpus is None else sorted(cfg.serving_cpus)},
+        "machine": machine_facts(), "source": source_revision(),
+        "cpus": None if stream_cpus is None else {"answering": sorted(answering_cpus or ()),
+                                                  "stream": sorted(stream_cpus)},
     }
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="streamrec-rank-") as tmp:
         work = Path(tmp)
+        stack.enter_context(on_cpus(stream_cpus))  # what this thread starts from here runs on the stream's CPUs
         echo("starting the broker and Redis..." if settings.embedded else "connecting...")
         resolved = stack.enter_context(resolve_addresses(settings))
         s = pipeline_settings(resolved, run_id, "rank", work, embeds_catalog=True)
@@ -169,7 +186,8 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         item_ids = [str(i["item_id"]) for i in catalog]
         items_file = work / "items.txt"
         items_file.write_text("\n".join(item_ids) + "\n")
-        worker = stack.enter_context(WorkerProcess(s, logs / "worker.log", nice=cfg.worker_nice))
+        with on_cpus(answering_cpus if cfg.target == "worker" else None):
+            worker = stack.enter_context(WorkerProcess(s, logs / "worker.log", nice=cfg.worker_nice))
         echo("starting the worker (the first run exports the encoders to ONNX)...")
         worker.wait_ready(timeout=600)
         producer = create_producer(s)
@@ -182,8 +200,9 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         worker.wait_ready(min_items=len(catalog), timeout=600)
         server = worker
         if cfg.target == "replica":
-            server = stack.enter_context(WorkerProcess(s.model_copy(update={"web_port": find_free_port()}),
-                                                       logs / "replica.log", command="serve"))
+            with on_cpus(answering_cpus):
+                server = stack.enter_context(WorkerProcess(s.model_copy(update={"web_port": find_free_port()}),
+                                                           logs / "replica.log", command="serve"))
             server.wait_ready(min_items=len(catalog), timeout=600)
         echo(f"catalog of {len(catalog)} items embedded; offering {cfg.event_rate:g} events/s and "
              f"{cfg.rate:g} rank requests/s of {cfg.items} items for {cfg.warmup_s + cfg.seconds:g}s")
@@ -199,7 +218,8 @@ def run_rank_bench(settings: Settings, cfg: RankBenchConfig, echo: Callable[[str
         time.sleep(1.0)  # the stream is flowing before the first request
         n = round(cfg.rate * (cfg.warmup_s + cfg.seconds))
         bodies = _bodies(cfg, item_ids, n)
-        rank = asyncio.run(drive(server.base_url + "/v1/rank", bodies, cfg.rate, round(cfg.rate * cfg.warmup_s)))
+        with on_cpus(answering_cpus):
+            rank = asyncio.run(drive(server.base_url + "/v1/rank", bodies, cfg.rate, round(cfg.rate * cfg.warmup_s)))
         thread.join(timeout=cfg.seconds + 240)
         results.update(rank=rank, stream=stream, worker_status=worker.status())
         if server is not worker:
@@ -234,6 +254,8 @@ def summary(results: dict[str, Any]) -> str:
     """The figures of a run as a few lines of text."""
     r, cfg, st = results["rank"], results["config"], results.get("stream", {})
     lat, svc = r["latency_ms"], r["service_ms"]
+    cpus = results.get("cpus")
+    lag = (results.get("worker_status") or {}).get("lag") or {}
     return (
         f"/v1/rank on the {cfg.get('target', 'worker')}, {cfg['items']} items per request, offered {cfg['rate']:g}/s (achieved {r['achieved_rate']}/s), "
         f"events offered {cfg['event_rate']:g}/s (sent at {st.get('sent_rate')}/s)\n"
@@ -242,5 +264,7 @@ def summary(results: dict[str, Any]) -> str:
         f"service time: p50 {svc['p50']} ms, p99 {svc['p99']} ms; in the handler (Server-Timing): "
         f"p50 {r['handler_ms']['p50']} ms, p99 {r['handler_ms']['p99']} ms; statuses {r['statuses']}; "
         f"personalised {r['personalised_share']:.0%}\n"
-        f"load average at end {results['load_average_at_end']}"
+        + (f"CPUs: answering process and client on {cpus['answering']}, broker, Redis, worker and load generator "
+           f"on {cpus['stream']}\n" if cpus else "CPUs: all processes share every CPU\n")
+        + f"worker's input lag at end: {lag.get('total')} events; load average at end {results['load_average_at_end']}"
     )

@@ -106,6 +106,9 @@ def test_serving_replicas_run_serve_behind_a_service_and_scale_on_cpu() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    # Guaranteed QoS with whole CPUs, so the static CPU manager can give the replica cores of its own.
+    res = container["resources"]
+    assert res["requests"] == res["limits"] and float(res["requests"]["cpu"]).is_integer()
     assert {"configMapRef": {"name": "streamrec-config"}} in container["envFrom"]
     svc = kind("Service", "streamrec-serving")
     assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
