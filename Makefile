@@ -7,10 +7,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test install system-deps clean
 
-# Debian packages the tests use: Prometheus (promtool and a real server) and headless
-# Chromium with its WebDriver. Installed only when a tool is missing.
-DEBIAN_PACKAGES := prometheus chromium chromium-driver
-DEBIAN_TOOLS    := promtool prometheus chromium chromedriver
+# Debian packages the tests use: Prometheus (promtool and a real server), headless
+# Chromium with its WebDriver, and a Redis built with TLS (redis-tools: the server binary
+# without a system service) with openssl for its test certificate. Installed only when a
+# tool is missing.
+DEBIAN_PACKAGES := prometheus chromium chromium-driver redis-tools openssl
+DEBIAN_TOOLS    := promtool prometheus chromium chromedriver redis-check-rdb openssl
 
 $(BIN)/streamrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +30,7 @@ system-deps:
 	  echo "installing Debian packages for the tests ($$missing missing): $(DEBIAN_PACKAGES)"; \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
 	    echo "error:$$missing not found and this is not a Debian/Ubuntu system: install Prometheus (with promtool)," \
-	         "Chromium and chromedriver, and put them on PATH" >&2; exit 1; fi; \
+	         "Chromium and chromedriver, a Redis server with TLS, and openssl, and put them on PATH" >&2; exit 1; fi; \
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
 	  else echo "error:$$missing not found and no root or password-less sudo to install them; run:" \

