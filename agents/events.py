@@ -114,10 +114,11 @@ def register(p: Pipeline) -> None:
             if fx.expired:
                 p.metrics.forgotten.labels("ttl").inc(fx.expired)
             fb = apply_feedback(states, impressions, [c for _, c in clicks], rec.user_bandit, searches)
-            shown = [(i, n) for i, n in fb.shown.items() if i in rec.fresh]
-            clicked = [(i, n) for i, n in fb.clicked.items() if i in rec.fresh]
+            shown = [(e, i) for e, i in fb.shown_by if i in rec.fresh]
+            clicked = [(e, i) for e, i in fb.clicked_by if i in rec.fresh]
             if fx.pairs or fx.counts or shown or clicked:
-                delta = StatsDelta(fx.pairs, fx.counts, shown, clicked, fx.events, fx.pair_events, fx.count_events)
+                delta = StatsDelta(fx.pairs, fx.counts, events=fx.events, pair_events=fx.pair_events,
+                                   count_events=fx.count_events).with_feedback(shown, clicked)
                 # Delivered before the users' states are written: a crash in between resends these
                 # increments when the events are processed again, and readers apply each event's once.
                 # (Written after the states, a crash in between would lose them: the events would

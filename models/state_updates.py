@@ -162,6 +162,10 @@ class FeedbackEffects:
     #: Impressions and clicks (rewards of 1) per item, for the items' shared statistics.
     shown: dict[ItemId, int] = field(default_factory=dict)
     clicked: dict[ItemId, int] = field(default_factory=dict)
+    #: The same increments one by one, each with the event it comes from (``user/impression/request``
+    #: or ``user/reward/request/item``), so a reader can apply each once (see ``streams.internal``).
+    shown_by: list[tuple[str, ItemId]] = field(default_factory=list)
+    clicked_by: list[tuple[str, ItemId]] = field(default_factory=list)
     rewards: int = 0
     impressions: int = 0
 
@@ -190,6 +194,8 @@ def apply_feedback(
     >>> fx = apply_feedback(states, [I(), I()], [C()], lambda u, s: UserBandit.from_json(s.bandit, "thompson"))
     >>> fx.shown, fx.clicked, fx.impressions
     ({'a': 1, 'b': 1}, {'b': 1}, 1)
+    >>> fx.clicked_by
+    [('u/reward/r1/b', 'b')]
     """
     fx = FeedbackEffects()
     timeline: list[tuple[float, int, object]] = [(float(i.ts), 0, i) for i in impressions]
@@ -212,6 +218,7 @@ def apply_feedback(
                 fx.impressions += 1
                 for item_id in dict.fromkeys(imp.item_ids):
                     fx.shown[item_id] = fx.shown.get(item_id, 0) + 1
+                    fx.shown_by.append((f"{user_id}/impression/{imp.request_id}", item_id))
         elif (request_id := _request_id(ev)) is not None:
             rewards = b.click(request_id, ev.item_id, ts)  # type: ignore[attr-defined]
         else:
@@ -220,6 +227,7 @@ def apply_feedback(
             fx.rewards += 1
             if r.reward:
                 fx.clicked[r.item_id] = fx.clicked.get(r.item_id, 0) + 1
+                fx.clicked_by.append((f"{user_id}/reward/{r.request_id}/{r.item_id}", r.item_id))
     for user_id, b in bandits.items():
         states[user_id] = replace(states.get(user_id) or UserState(), bandit=b.to_json())
     return fx

@@ -5,25 +5,32 @@
 - ``streamrec.item-stats``: :class:`StatsDelta`, one per processed click batch, the
   co-visitation and trending increments every worker applies, and the impressions
   and clicks (rewards of 1) of shown items, which feed every worker's new-item statistics.
-  Each pair and count names the event it came from, so that a reader applies an event's
-  increments once even when a worker that crashed sends them again (:class:`AppliedEvents`).
+  Each pair, count, impression and click names the event it came from, so that a reader
+  applies an event's increments once even when a worker that crashed sends them again
+  (:class:`AppliedEvents`).
 
->>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)], shown=[("a", 3)], clicked=[("a", 1)],
-...                events=["u/e1"], pair_events=[0], count_events=[0])
+>>> d = StatsDelta(pairs=[("a", "b", 1.0)], counts=[("a", 2.0, 10.0)], events=["u/e1"], pair_events=[0],
+...                count_events=[0]).with_feedback([("u/impression/r1", "a")], [("u/reward/r1/a", "a")])
 >>> StatsDelta.from_bytes(d.to_bytes()) == d
 True
+>>> d.shown, d.clicked, d.events
+([('a', 1)], [('a', 1)], ['u/e1', 'u/impression/r1', 'u/reward/r1/a'])
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
 from models.types import ItemId, Timestamp, Vector
 from models.vectors import decode_vector, encode_vector
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,27 @@ class StatsDelta:
     events: list[str] = field(default_factory=list)
     pair_events: list[int] = field(default_factory=list)
     count_events: list[int] = field(default_factory=list)
+    #: For each entry of ``shown`` and ``clicked`` (then one per event and item, n = 1), the
+    #: index of its event; empty in deltas written before they existed (entries then per item).
+    shown_events: list[int] = field(default_factory=list)
+    clicked_events: list[int] = field(default_factory=list)
+
+    def with_feedback(self, shown_by: Sequence[tuple[str, ItemId]], clicked_by: Sequence[tuple[str, ItemId]]) -> StatsDelta:
+        """This delta with impressions and clicks, given as (event, item_id), one entry each."""
+        events = list(self.events)
+        index = {e: i for i, e in enumerate(events)}
+
+        def at(event: str) -> int:
+            if event not in index:
+                index[event] = len(events)
+                events.append(event)
+            return index[event]
+
+        return replace(
+            self, events=events,
+            shown=[(item, 1) for _, item in shown_by], shown_events=[at(e) for e, _ in shown_by],
+            clicked=[(item, 1) for _, item in clicked_by], clicked_events=[at(e) for e, _ in clicked_by],
+        )
 
     def to_bytes(self) -> bytes:
         d: dict[str, object] = {"pairs": self.pairs, "counts": self.counts}
@@ -87,19 +115,28 @@ class StatsDelta:
             d.update(shown=self.shown, clicked=self.clicked)
         if self.events:
             d.update(events=self.events, pe=self.pair_events, ce=self.count_events)
+        if self.shown_events or self.clicked_events:
+            d.update(se=self.shown_events, cle=self.clicked_events)
         return json.dumps(d).encode()
 
     def without_events(self, seen: set[int]) -> StatsDelta:
-        """The delta without the pairs and counts of the events at indexes ``seen``."""
+        """The delta without the increments of the events at indexes ``seen`` (impressions and
+        clicks of a delta that does not name their events are kept)."""
         if not seen:
             return self
-        return replace(
-            self,
-            pairs=[x for x, e in zip(self.pairs, self.pair_events, strict=True) if e not in seen],
-            pair_events=[e for e in self.pair_events if e not in seen],
-            counts=[x for x, e in zip(self.counts, self.count_events, strict=True) if e not in seen],
-            count_events=[e for e in self.count_events if e not in seen],
-        )
+
+        def keep(entries: list[_T], of: list[int]) -> tuple[list[_T], list[int]]:
+            if len(of) != len(entries):
+                return entries, of
+            kept = [(x, e) for x, e in zip(entries, of, strict=True) if e not in seen]
+            return [x for x, _ in kept], [e for _, e in kept]
+
+        pairs, pair_events = keep(self.pairs, self.pair_events)
+        counts, count_events = keep(self.counts, self.count_events)
+        shown, shown_events = keep(self.shown, self.shown_events)
+        clicked, clicked_events = keep(self.clicked, self.clicked_events)
+        return replace(self, pairs=pairs, pair_events=pair_events, counts=counts, count_events=count_events,
+                       shown=shown, shown_events=shown_events, clicked=clicked, clicked_events=clicked_events)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> StatsDelta:
@@ -112,6 +149,8 @@ class StatsDelta:
             events=[str(e) for e in d.get("events", [])],
             pair_events=[int(i) for i in d.get("pe", [])],
             count_events=[int(i) for i in d.get("ce", [])],
+            shown_events=[int(i) for i in d.get("se", [])],
+            clicked_events=[int(i) for i in d.get("cle", [])],
         )
 
 

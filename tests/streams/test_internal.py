@@ -65,3 +65,61 @@ def test_a_batch_names_the_event_of_each_increment() -> None:
     assert [fx.events[i] for i in fx.count_events] == ["u/e0", "u/e1", "u/e2"]
     # e1 pairs with a; e2 pairs with a and b (both directions): every pair is its click's
     assert [fx.events[i] for i in fx.pair_events] == ["u/e1"] * 2 + ["u/e2"] * 4
+
+
+def test_impressions_and_clicks_processed_again_after_a_crash_are_applied_once() -> None:
+    from dataclasses import dataclass
+
+    from models.fresh_items import FreshItems
+    from models.interest import UserState
+    from models.state_updates import apply_feedback
+    from models.user_bandit import UserBandit
+    from streams.internal import AppliedEvents
+
+    @dataclass
+    class Shown:
+        request_id: str
+        user_id: str
+        item_ids: list[str]
+        ts: float
+
+    @dataclass
+    class Clicked:
+        user_id: str
+        item_id: str
+        ts: float
+        request_id: str | None = None
+        kind: str = "click"
+        session_id: str | None = None
+
+    def batch(state: UserState, impressions: list[Shown], clicks: list[Clicked]) -> tuple[StatsDelta, UserState]:
+        states = {"u": state}
+        fb = apply_feedback(states, impressions, clicks, lambda u, s: UserBandit.from_json(s.bandit, "thompson"))
+        return StatsDelta().with_feedback(fb.shown_by, fb.clicked_by), states["u"]
+
+    before = UserState()
+    first, after = batch(before, [Shown("r1", "u", ["n1", "n2"], 1.0)], [Clicked("u", "n1", 2.0, "r1")])
+    assert sorted(first.shown) == [("n1", 1), ("n2", 1)] and first.clicked == [("n1", 1)]
+    # The worker crashed after sending ``first`` and before saving ``after``: the next owner
+    # processes the same events on the state before them, and sends the same increments again.
+    resent, _ = batch(before, [Shown("r1", "u", ["n1", "n2"], 1.0)], [Clicked("u", "n1", 2.0, "r1")])
+    later, _ = batch(after, [Shown("r2", "u", ["n2"], 3.0)], [])
+    fresh = FreshItems()
+    for item in ("n1", "n2"):
+        fresh.add(item, 0.0)
+    applied = AppliedEvents()
+    for delta in (first, resent, later):
+        d = applied.first_time(StatsDelta.from_bytes(delta.to_bytes()))
+        for item, n in d.shown:
+            fresh.learn_shown(item, n)
+        for item, n in d.clicked:
+            fresh.learn_one(item, 1, n)
+    assert applied.first_time(resent).shown == [] and applied.first_time(resent).clicked == []
+    # n1 shown once and clicked once; n2 shown twice (r1 once, despite the resend, and r2)
+    once = FreshItems()
+    for item, shown in (("n1", 1), ("n2", 2)):
+        once.add(item, 0.0)
+        once.learn_shown(item, shown)
+    once.learn_one("n1", 1)
+    assert [fresh.impressions(i) for i in ("n1", "n2")] == [1, 2]
+    assert [fresh.mean(i) for i in ("n1", "n2")] == [once.mean(i) for i in ("n1", "n2")]
