@@ -82,12 +82,19 @@ def test_recs_reads_the_latest_list_from_redis(settings: Settings, redis_client:
     assert missing.exit_code == 1 and "no recommendations for 'nobody'" in missing.output
 
 
+def _ctrl_c_reaches_child() -> None:
+    """Undo an inherited SIG_IGN for SIGINT (a test run started in the background by a shell
+    ignores it, and Python then keeps ignoring it), so the Ctrl-C case tests the product."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
     env_file = tmp_path / "env"
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up", "--no-worker", "--env-file", str(env_file)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+        preexec_fn=_ctrl_c_reaches_child,
     )
     deadline = time.monotonic() + 60
     while not env_file.exists() and time.monotonic() < deadline:

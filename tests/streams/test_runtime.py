@@ -226,6 +226,12 @@ CHILD = textwrap.dedent(
 )
 
 
+def _ctrl_c_reaches_child() -> None:
+    """Undo an inherited SIG_IGN for SIGINT (a test run started in the background by a shell
+    ignores it, and Python then keeps ignoring it), so the Ctrl-C case tests the product."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_child(mode: str) -> tuple[subprocess.Popen[str], dict]:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
@@ -236,6 +242,7 @@ def _start_child(mode: str) -> tuple[subprocess.Popen[str], dict]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_reaches_child,
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
