@@ -92,7 +92,9 @@ class StatsDelta:
     shown_events: list[int] = field(default_factory=list)
     clicked_events: list[int] = field(default_factory=list)
 
-    def with_feedback(self, shown_by: Sequence[tuple[str, ItemId]], clicked_by: Sequence[tuple[str, ItemId]]) -> StatsDelta:
+    def with_feedback(
+        self, shown_by: Sequence[tuple[str, ItemId]], clicked_by: Sequence[tuple[str, ItemId]]
+    ) -> StatsDelta:
         """This delta with impressions and clicks, given as (event, item_id), one entry each."""
         events = list(self.events)
         index = {e: i for i, e in enumerate(events)}
@@ -126,7 +128,7 @@ class StatsDelta:
             return self
 
         def keep(entries: list[_T], of: list[int]) -> tuple[list[_T], list[int]]:
-            if len(of) != len(entries):
+            if not of:  # impressions and clicks from a writer that did not name their events
                 return entries, of
             kept = [(x, e) for x, e in zip(entries, of, strict=True) if e not in seen]
             return [x for x, _ in kept], [e for _, e in kept]
