@@ -79,6 +79,8 @@ def consumer_report(app: Any, topics: Iterable[str]) -> str:
         paused: Any = set(_get(consumer, "_thread", "_consumer").paused())  # aiokafka's own pause set
     except Exception:  # noqa: BLE001
         paused = "?"
+    sets = {name: _tp_set(consumer, attr) for name, attr in
+            (("active", "_active_partitions"), ("faust_paused", "_paused_partitions"), ("buffered", "_buffered_partitions"))}
     for tp in assigned:
         acked = sorted(getattr(consumer, "_acked_index", {}).get(tp, ()))
         held = sorted(m.offset for m in list(getattr(consumer, "_unacked_messages", ())) if m.tp == tp)
@@ -86,6 +88,33 @@ def consumer_report(app: Any, topics: Iterable[str]) -> str:
             f"{tp.topic}[{tp.partition}] committed={_get(consumer, '_committed_offset').get(tp)} "
             f"read={_get(consumer, '_read_offset').get(tp)} highwater={consumer.highwater(tp)} "
             f"paused={tp in paused if paused != '?' else '?'} "
-            f"acked={acked[:3]}..({len(acked)}) held={held[:3]}..({len(held)})"
+            f"acked={acked[:3]}..({len(acked)}) held={held[:3]}..({len(held)}) "
+            + " ".join(f"{name}={tp in tps if tps is not None else '?'}" for name, tps in sets.items())
+            + f" fetch_state=({_fetch_state(consumer, tp)})"
         )
     return "\n".join(lines)
+
+
+def _tp_set(consumer: Any, attr: str) -> set[Any] | None:
+    """One of Faust's per-consumer partition sets (active, paused, buffered), or None when unknown."""
+    value = getattr(consumer, attr, None)
+    try:
+        return set(value) if value is not None else None
+    except TypeError:
+        return None
+
+
+def _fetch_state(consumer: Any, tp: Any) -> str:
+    """aiokafka's own view of ``tp``: its position, pause flag, pending reset and last highwater."""
+    try:
+        client = consumer._thread._consumer
+        state = client._subscription.subscription.assignment.state_value(tp)
+        if state is None:
+            return "not in aiokafka's assignment"
+        position = state.position if state.has_valid_position else None
+        return (
+            f"position={position} paused={state.paused} reset={state.reset_strategy} "
+            f"status={getattr(state, '_status', '?')} highwater={state.highwater}"
+        )
+    except Exception as exc:  # noqa: BLE001 - a diagnostic never fails the worker
+        return f"? {exc!r}"[:120]

@@ -144,6 +144,10 @@ def test_sigusr1_logs_the_consumer_offsets_and_the_tasks(live_pipeline: Any) -> 
     report = live_pipeline.worker.diagnose(wait_s=2.0)
     assert "diagnostics (SIGUSR1)" in report
     assert f"{live_pipeline.settings.topic_clicks}[0] committed=" in report  # per input partition
+    # Faust's flow sets and aiokafka's own fetch state for it: why a partition is not fetched.
+    line = next(x for x in report.splitlines() if x.startswith(f"{live_pipeline.settings.topic_clicks}[0] "))
+    assert "active=True" in line and "buffered=False" in line, line
+    assert "fetch_state=(position=" in line and "paused=False" in line.split("fetch_state=")[1], line
     assert "-- consumer thread event loop --" in report and "task " in report
     assert 'streamrec_events_total{outcome="ok"' in report  # the counters come with it
     live_pipeline.worker.check_alive()  # and the worker goes on

@@ -124,7 +124,7 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
                 where = {u: partition_of(u, settings.partitions) for u in sorted(pending)}
                 raise AssertionError(
                     f"{len(pending)} users have no list for their last event: {where}\n"
-                    f"clicks (partition, committed, end): {offsets}\n" + "\n".join(w.log_tail(15) for w in alive)
+                    f"clicks (partition, committed, end): {offsets}\n" + "\n".join(w.diagnose() for w in alive)
                 )
 
         # Both workers in the group, sharing the partitions.
@@ -207,7 +207,7 @@ def test_survivor_takes_over_partitions_recovers_state_and_loses_no_event(
                     f"changelog history of those users (killed at t=0):\n{history}\n{guarded}\n"
                     f"clicks (partition, committed, end): {offsets}\n"
                     f"their events in the clicks log: {({u: [in_log.get(e) for e, _, _ in sent[u]] for u in lost})}\n"
-                    + survivor.log_tail(30)
+                    + survivor.diagnose()
                 )
             time.sleep(0.5)
         reread = sum(
