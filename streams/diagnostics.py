@@ -75,24 +75,32 @@ def consumer_report(app: Any, topics: Iterable[str]) -> str:
         assigned = sorted((tp for tp in consumer.assignment() if tp.topic in names), key=lambda tp: (tp.topic, tp.partition))
     except Exception as exc:  # noqa: BLE001 - a diagnostic never fails the worker
         return "\n".join([*lines, f"no assignment: {exc!r}"])
+    lines.extend(partition_report(consumer, tp) for tp in assigned)
+    return "\n".join(lines)
+
+
+def partition_report(consumer: Any, tp: Any) -> str:
+    """One line on ``tp``: Faust's offsets and held messages, its flow sets, and aiokafka's fetch state."""
     try:
         paused: Any = set(_get(consumer, "_thread", "_consumer").paused())  # aiokafka's own pause set
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a diagnostic never fails the worker
         paused = "?"
     sets = {name: _tp_set(consumer, attr) for name, attr in
             (("active", "_active_partitions"), ("faust_paused", "_paused_partitions"), ("buffered", "_buffered_partitions"))}
-    for tp in assigned:
-        acked = sorted(getattr(consumer, "_acked_index", {}).get(tp, ()))
-        held = sorted(m.offset for m in list(getattr(consumer, "_unacked_messages", ())) if m.tp == tp)
-        lines.append(
-            f"{tp.topic}[{tp.partition}] committed={_get(consumer, '_committed_offset').get(tp)} "
-            f"read={_get(consumer, '_read_offset').get(tp)} highwater={consumer.highwater(tp)} "
-            f"paused={tp in paused if paused != '?' else '?'} "
-            f"acked={acked[:3]}..({len(acked)}) held={held[:3]}..({len(held)}) "
-            + " ".join(f"{name}={tp in tps if tps is not None else '?'}" for name, tps in sets.items())
-            + f" fetch_state=({_fetch_state(consumer, tp)})"
-        )
-    return "\n".join(lines)
+    acked = sorted(getattr(consumer, "_acked_index", {}).get(tp, ()))
+    held = sorted(m.offset for m in list(getattr(consumer, "_unacked_messages", ())) if m.tp == tp)
+    try:
+        highwater = consumer.highwater(tp)
+    except Exception as exc:  # noqa: BLE001
+        highwater = f"? {exc!r}"
+    return (
+        f"{tp.topic}[{tp.partition}] committed={_get(consumer, '_committed_offset').get(tp)} "
+        f"read={_get(consumer, '_read_offset').get(tp)} highwater={highwater} "
+        f"paused={tp in paused if paused != '?' else '?'} "
+        f"acked={acked[:3]}..({len(acked)}) held={held[:3]}..({len(held)}) "
+        + " ".join(f"{name}={tp in tps if tps is not None else '?'}" for name, tps in sets.items())
+        + f" fetch_state=({_fetch_state(consumer, tp)})"
+    )
 
 
 def _tp_set(consumer: Any, attr: str) -> set[Any] | None:
