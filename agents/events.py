@@ -14,7 +14,9 @@ Impressions and clicks carrying a request_id are joined per user (see
 :func:`models.state_updates.apply_feedback`): rewards update the user's bandit policy
 and shown-without-click counts in the same state record, and new items' impressions
 and clicks go to the item-stats topic so every worker's new-item statistics see them.
-An impression changes no interest and triggers no refresh. A forget request (see :mod:`agents.forget`) erases
+A batch arriving when the group has not confirmed the worker's membership for a session
+timeout is left unprocessed and uncommitted for the partitions' owner
+(:mod:`streams.membership`). An impression changes no interest and triggers no refresh. A forget request (see :mod:`agents.forget`) erases
 the user; their events of the same micro-batch that came before it are dropped with them.
 """
 
@@ -30,6 +32,7 @@ from agents.refresh import refresh_users
 from models.state_updates import apply_events, apply_feedback
 from models.user_guard import UserGuard
 from streams.internal import StatsDelta
+from streams.membership import admit_batch
 from streams.records import ClickEvent, ImpressionEvent, SearchEvent
 from streams.user_table import save_states
 from streams.validation import InvalidEvent
@@ -61,6 +64,12 @@ def register(p: Pipeline) -> None:
         loop = asyncio.get_running_loop()
         await p.items_ready.wait()
         async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
+            if not await admit_batch(p.app, p.app.membership, batch, s.kafka_session_timeout_s,
+                                     3 * s.kafka_heartbeat_interval_s):
+                log.warning("%d events left for the partitions' owner: the group has not confirmed this worker's "
+                            "membership for %.1fs", len(batch), p.app.membership.age() or 0.0)
+                p.metrics.fenced.inc(len(batch))
+                continue
             limits = p.limits()
             click_events = [e for e in batch if e.message.topic == s.topic_clicks]
             search_events = [e for e in batch if e.message.topic == s.topic_searches]

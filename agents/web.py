@@ -90,9 +90,16 @@ def status(p: Pipeline) -> dict[str, Any]:
         "embedding_space": p.embedder.version,
         "assigned_partitions": assigned_partitions(p),
         "assignment": assignment(p),
+        # Seconds since the group last answered a heartbeat or gave an assignment; past the session
+        # timeout the worker leaves its events to the partitions' owner (streams/membership.py).
+        "membership_confirmed_s_ago": _rounded(p.app.membership.age()),
         "lag": None if lag is None else {"total": lag.total, "max_seconds": lag.max_seconds,
                                           "measured_at": lag.measured_at},
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _asset(name: str) -> bytes:

@@ -7,7 +7,9 @@ tables are recovered up to, which must be the log's end even where the broker's
 ListOffsets answer trails it (:mod:`streams.log_end`); the size of the producer
 buffer that queues table writes; and, on the event topics, no committing over a jump
 in the offsets read (see ``_Consumer._add_gap``) nor over a missing message at the head
-of the acknowledged ones (``_Consumer._new_offset``).
+of the acknowledged ones (``_Consumer._new_offset``). It also records every answered
+heartbeat and every assignment as a confirmation of the worker's group membership
+(:mod:`streams.membership`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from streams.kafka_config import (
     faust_broker_url,
 )
 from streams.log_end import log_ends
+from streams.membership import MembershipClock
 from streams.offset_holes import head_missing
 from streams.settings import Settings
 
@@ -36,6 +39,24 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         wait_ms = int(self.app.conf.streamrec_fetch_max_wait_ms)  # type: ignore[attr-defined]
         consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # Every answered heartbeat confirms the group still counts this worker as a member
+        # (see streams.membership). aiokafka looks the method up on every beat.
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        membership: MembershipClock | None = getattr(self.app, "membership", None)
+        if coordinator is None or membership is None:
+            return
+        beat = coordinator._do_heartbeat
+
+        async def heartbeat_confirming_membership() -> bool:
+            ok = bool(await beat())
+            if ok:
+                membership.confirm()
+            return ok
+
+        coordinator._do_heartbeat = heartbeat_confirming_membership
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         # Table recovery reads changelogs up to these offsets: make sure they are the
@@ -62,6 +83,12 @@ class _Consumer(faust_aiokafka.Consumer):
             return
         await super()._add_gap(tp, offset_from, offset_to)
 
+    async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        membership: MembershipClock | None = getattr(self.app, "membership", None)
+        if membership is not None:
+            membership.confirm()  # the group just handed this worker an assignment
+        await super().on_partitions_assigned(assigned, generation_id)
+
     def _new_offset(self, tp: Any) -> int | None:
         # Faust's check for a missing message at the head of the acknowledged offsets is off
         # by one: with the committed offset at 30 (the next to process) and 31.. acknowledged,
@@ -80,8 +107,11 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class StreamrecApp(faust.App):
-    """A Faust app whose worker consumer uses a configurable fetch wait, and whose
-    producer buffer holds whole batches of table writes."""
+    """A Faust app whose worker consumer uses a configurable fetch wait, whose producer
+    buffer holds whole batches of table writes, and which knows when the group last
+    confirmed its membership (``membership``, see :mod:`streams.membership`)."""
+
+    membership: MembershipClock
 
     def _new_transport(self) -> TransportT:
         return _Transport(url=self.conf.broker_consumer, app=self, loop=self.loop)
@@ -122,6 +152,7 @@ def create_app(settings: Settings) -> StreamrecApp:
         value_serializer="raw",
         autodiscover=False,
     )
+    app.membership = MembershipClock()
     app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
     app.conf.streamrec_client_kwargs = aiokafka_kwargs(settings)  # type: ignore[attr-defined]
     app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size  # type: ignore[attr-defined]

@@ -173,6 +173,12 @@ class Metrics:
             "Input partitions read again from their committed offset after the consumer skipped a message",
             ["topic", "partition"], registry=r,
         )
+        self.fenced = Counter(
+            "streamrec_fenced_events",
+            "Input events left unprocessed and uncommitted (read again by the partition's owner) because the "
+            "consumer group had not confirmed this worker's membership for a session timeout",
+            registry=r,
+        )
         self.item_stats_sent = Counter(
             "streamrec_item_stats_sent", "Item-statistics increments this worker produced", registry=r
         )

@@ -278,8 +278,11 @@ def test_a_worker_cut_off_from_the_broker_rejoins_its_group_and_takes_partitions
                 o.send_round()
             o.producer.flush(timeout=60)
             o.wait_all_reflected(workers, 180)
+            fenced = sum(float(line.rsplit(" ", 1)[1]) for line in away.metrics().splitlines()
+                         if line.startswith("streamrec_fenced_events_total "))
             print(f"other worker owned every partition {taken_over_s:.1f}s after the cut; the cut worker "
-                  f"owned {sorted(owned(away, clicks))} again {rejoined_s:.1f}s after the restore")
+                  f"owned {sorted(owned(away, clicks))} again {rejoined_s:.1f}s after the restore, and left "
+                  f"{fenced:.0f} events unprocessed for want of a membership confirmation")
             assert away.pid == pid
             for w in workers:
                 ready_again(w)

@@ -151,3 +151,17 @@ def test_sigusr1_logs_the_consumer_offsets_and_the_tasks(live_pipeline: Any) -> 
     assert "-- consumer thread event loop --" in report and "task " in report
     assert 'streamrec_events_total{outcome="ok"' in report  # the counters come with it
     live_pipeline.worker.check_alive()  # and the worker goes on
+
+
+def test_heartbeats_keep_confirming_the_workers_group_membership(live_pipeline: Any) -> None:
+    """Each answered heartbeat counts (streams/membership.py): a long-running worker is never fenced."""
+    import time
+
+    session = live_pipeline.settings.kafka_session_timeout_s
+    deadline = time.monotonic() + session + 5  # long enough for an assignment alone to go stale
+    ages = []
+    while time.monotonic() < deadline:
+        ages.append(live_pipeline.worker.status()["membership_confirmed_s_ago"])
+        time.sleep(1.0)
+    assert all(a is not None and a < session / 2 for a in ages), ages
+    assert 'streamrec_fenced_events_total 0.0' in live_pipeline.worker.metrics()
