@@ -29,7 +29,8 @@ past it, it is not acknowledged, it is either not held by a stream or held while
 offset is already acknowledged, and the committed offset has not moved for ``timeout_s``. :func:`watch_holes` then seeks the partition back to its
 committed offset, so the skipped message (and the ones after it) are delivered again.
 A partition the consumer never fetched from since it was assigned has no log end of its
-own yet (no fetch reported one); its end is then asked of the broker, so a partition that
+own yet (no fetch reported one); once that has lasted ``timeout_s``, its end is asked of
+the broker, so a partition that
 is assigned but not fetched, with messages waiting at its committed offset, is re-read in
 the same way. The repair also puts the partition back into Faust's set of partitions to
 fetch when it is missing from it (flow is active, no rebalance is under way). Each repair
@@ -189,6 +190,7 @@ async def watch_holes(
     loop = asyncio.get_running_loop()
     now = clock or loop.time
     busy_since: float | None = None  # when the current rebalance or recovery was first seen
+    unfetched_since: dict[Any, float] = {}  # partitions whose fetches have reported no log end yet
     reported = False
     while True:
         await asyncio.sleep(interval_s)
@@ -204,6 +206,8 @@ async def watch_holes(
                     "not checked meanwhile. Consumer state:\n%s", now() - busy_since, _report(app, names),
                 )
             continue
+        if busy_since is not None:
+            unfetched_since.clear()  # a new assignment: every partition gets its first fetch again
         busy_since, reported = None, False
         try:
             assigned = [tp for tp in consumer.assignment() if tp.topic in names]
@@ -212,20 +216,27 @@ async def watch_holes(
             continue
         for tp in assigned:
             try:
-                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s)
+                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s, unfetched_since)
             except Exception:  # the watch must outlive any one partition's trouble
                 log.exception("%s[%d]: checking the partition's head failed", tp.topic, tp.partition)
 
 
 async def _check(
-    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None], seek_timeout_s: float
+    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None],
+    seek_timeout_s: float, unfetched_since: dict[Any, float] | None = None,
 ) -> None:
     """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset."""
     head = head_state(consumer, tp)
-    if head.highwater is None and head.committed is not None:
-        # Not fetched since it was assigned: ask the broker where the log ends.
+    if head.highwater is None and head.committed is not None and unfetched_since is not None:
+        # Not fetched since it was assigned. Once that has lasted ``timeout_s`` (a first fetch
+        # takes milliseconds), ask the broker where the log ends, at most once per check.
+        since = unfetched_since.setdefault(tp, now)
+        if now - since < watch.timeout_s:
+            return
         end = (await consumer.highwaters(tp)).get(tp)
         head = replace(head, highwater=end, fetched=False)
+    elif unfetched_since is not None:
+        unfetched_since.pop(tp, None)
     if not watch.observe(tp, head, now):
         return
     how = (
