@@ -28,14 +28,6 @@ partition: the log has a message at the committed offset, the consumer has read 
 past it, it is not acknowledged, it is either not held by a stream or held while a later
 offset is already acknowledged, and the committed offset has not moved for ``timeout_s``. :func:`watch_holes` then seeks the partition back to its
 committed offset, so the skipped message (and the ones after it) are delivered again.
-A partition the consumer never fetched from since it was assigned has no log end of its
-own yet (no fetch reported one); once that has lasted ``timeout_s``, its end is asked of
-the broker, so a partition that
-is assigned but not fetched, with messages waiting at its committed offset, is re-read in
-the same way. The repair also puts the partition back into Faust's set of partitions to
-fetch when it is missing from it (flow is active, no rebalance is under way). Each repair
-logs the partition's state (:func:`streams.diagnostics.partition_report`), and a worker
-stuck in a rebalance or a recovery for ``stuck_after_s`` logs its consumer's state once.
 Every input is idempotent in the worker (event ids are deduplicated in the user's state,
 catalog upserts replace, impressions are recognised by request id), so the messages
 read twice change nothing the second time.
@@ -46,10 +38,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-
-from streams.diagnostics import consumer_report, partition_report
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +54,6 @@ class HeadState:
     acked: bool  # the message at ``committed`` is acknowledged (processed, not yet committed)
     in_flight: bool  # the message at ``committed`` is held by a stream (delivered, not acknowledged)
     overtaken: bool = False  # some later offset of the partition is already acknowledged
-    fetched: bool = True  # ``highwater`` came from the consumer's own fetches (else from the broker)
 
 
 class HoleWatch:
@@ -100,13 +89,8 @@ class HoleWatch:
 
     @staticmethod
     def is_pending(h: HeadState) -> bool:
-        """True when the message at the committed offset exists, was read (or the partition was
-        never fetched at all), and is not acknowledged."""
-        if h.committed is None or h.highwater is None:
-            return False
-        if not h.fetched:
-            return h.highwater > h.committed and not h.acked and not h.in_flight
-        if h.read is None:
+        """True when the message at the committed offset exists, was read, and is not acknowledged."""
+        if h.committed is None or h.read is None or h.highwater is None:
             return False
         return h.highwater > h.committed and h.read >= h.committed and not h.acked
 
@@ -177,38 +161,21 @@ async def watch_holes(
     on_repair: Callable[[str, int, int], None],
     clock: Callable[[], float] | None = None,
     seek_timeout_s: float = 30.0,
-    stuck_after_s: float = 120.0,
 ) -> None:
     """Check the assigned partitions of ``topics`` every ``interval_s`` (forever) and re-read holes.
 
     ``on_repair(topic, partition, offset)`` is called for every partition sought back. A
     failure on one partition is logged and the watch goes on; a seek the consumer does not
-    confirm within ``seek_timeout_s`` is logged and the partition checked again later. A
-    rebalance or recovery lasting ``stuck_after_s`` is logged once, with the consumer's state.
+    confirm within ``seek_timeout_s`` is logged and the partition checked again later.
     """
     names = set(topics)
     loop = asyncio.get_running_loop()
     now = clock or loop.time
-    busy_since: float | None = None  # when the current rebalance or recovery was first seen
-    unfetched_since: dict[Any, float] = {}  # partitions whose fetches have reported no log end yet
-    reported = False
     while True:
         await asyncio.sleep(interval_s)
         consumer = app.consumer
         if app.rebalancing or not app.tables.recovery.completed.is_set():
-            # The recovery seeks every partition to its committed offset itself; say so once
-            # if it takes far longer than a rebalance should.
-            busy_since = now() if busy_since is None else busy_since
-            if not reported and now() - busy_since >= stuck_after_s:
-                reported = True
-                log.warning(
-                    "the worker has been in a rebalance or table recovery for %.0fs; input partitions are "
-                    "not checked meanwhile. Consumer state:\n%s", now() - busy_since, _report(app, names),
-                )
-            continue
-        if busy_since is not None:
-            unfetched_since.clear()  # a new assignment: every partition gets its first fetch again
-        busy_since, reported = None, False
+            continue  # the recovery seeks every partition to its committed offset itself
         try:
             assigned = [tp for tp in consumer.assignment() if tp.topic in names]
         except Exception as exc:  # noqa: BLE001 - no consumer yet
@@ -216,45 +183,29 @@ async def watch_holes(
             continue
         for tp in assigned:
             try:
-                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s, unfetched_since)
+                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s)
             except Exception:  # the watch must outlive any one partition's trouble
                 log.exception("%s[%d]: checking the partition's head failed", tp.topic, tp.partition)
 
 
 async def _check(
-    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None],
-    seek_timeout_s: float, unfetched_since: dict[Any, float] | None = None,
+    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None], seek_timeout_s: float
 ) -> None:
     """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset."""
     head = head_state(consumer, tp)
-    if head.highwater is None and head.committed is not None and unfetched_since is not None:
-        # Not fetched since it was assigned. Once that has lasted ``timeout_s`` (a first fetch
-        # takes milliseconds), ask the broker where the log ends, at most once per check.
-        since = unfetched_since.setdefault(tp, now)
-        if now - since < watch.timeout_s:
-            return
-        end = (await consumer.highwaters(tp)).get(tp)
-        head = replace(head, highwater=end, fetched=False)
-    elif unfetched_since is not None:
-        unfetched_since.pop(tp, None)
     if not watch.observe(tp, head, now):
         return
     how = (
-        "never fetched since the partition was assigned" if not head.fetched
-        else "skipped by the consumer" if not head.in_flight
+        "skipped by the consumer" if not head.in_flight
         else "held by a stream but overtaken" if head.overtaken
         else f"held by a stream for over {watch.held_timeout_s:.0f}s"
     )
     log.warning(
         "%s[%d]: the message at committed offset %s was %s "
-        "(read up to %s, log end %s); reading the partition again from it. Its state: %s",
-        tp.topic, tp.partition, head.committed, how, head.read, head.highwater, partition_report(consumer, tp),
+        "(read up to %s, log end %s); reading the partition again from it",
+        tp.topic, tp.partition, head.committed, how, head.read, head.highwater,
     )
     assert head.committed is not None
-    if _left_out_of_fetching(consumer, tp):
-        log.warning("%s[%d]: the partition was missing from the consumer's set of partitions to fetch; "
-                    "putting it back", tp.topic, tp.partition)
-        consumer.resume_partitions({tp})
     try:
         await asyncio.wait_for(consumer.seek_wait({tp: head.committed}), timeout=seek_timeout_s)
     except TimeoutError:
@@ -264,19 +215,3 @@ async def _check(
         )
         return
     on_repair(tp.topic, tp.partition, head.committed)
-
-
-def _left_out_of_fetching(consumer: Any, tp: Any) -> bool:
-    """True when Faust would not hand on ``tp``'s messages although nothing should hold them back:
-    it is paused, or missing from the active set without its stream's buffer being full."""
-    active = getattr(consumer, "_active_partitions", None)
-    paused = getattr(consumer, "_paused_partitions", None) or set()
-    buffered = getattr(consumer, "_buffered_partitions", None) or set()
-    return tp in paused or (active is not None and tp not in active and tp not in buffered)
-
-
-def _report(app: Any, topics: set[str]) -> str:
-    try:
-        return consumer_report(app, topics)
-    except Exception as exc:  # noqa: BLE001 - a diagnostic never stops the watch
-        return f"(no report: {exc!r})"

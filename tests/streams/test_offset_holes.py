@@ -8,8 +8,8 @@ from streams.offset_holes import HeadState, HoleWatch
 
 
 def head(committed: int | None = 68, read: int | None = 104, highwater: int | None = 105,
-         acked: bool = False, in_flight: bool = False, overtaken: bool = False, fetched: bool = True) -> HeadState:
-    return HeadState(committed, read, highwater, acked, in_flight, overtaken, fetched)
+         acked: bool = False, in_flight: bool = False, overtaken: bool = False) -> HeadState:
+    return HeadState(committed, read, highwater, acked, in_flight, overtaken)
 
 
 @pytest.mark.parametrize(
@@ -27,11 +27,6 @@ def head(committed: int | None = 68, read: int | None = 104, highwater: int | No
         (head(committed=None), False),  # nothing committed yet
         (head(read=None), False),  # nothing read yet
         (head(highwater=None), False),  # no fetch yet
-        # Never fetched since assigned, the broker's log end past the committed offset: stalled.
-        (head(read=68, fetched=False), True),
-        (head(read=None, fetched=False), True),
-        (head(read=68, highwater=68, fetched=False), False),  # nothing waiting
-        (head(read=68, fetched=False, in_flight=True), False),
     ],
 )
 def test_is_hole(state: HeadState, hole: bool) -> None:
@@ -172,96 +167,3 @@ def test_the_watch_outlives_a_failing_partition_and_a_seek_that_never_returns(ca
     asyncio.run(run())
     assert ("t", 2, 7) in repaired and ("t", 1, 5) not in repaired  # the others were still repaired
     assert "checking the partition's head failed" in caplog.text and "did not confirm the seek" in caplog.text
-
-
-def _watch_app(consumer: object, rebalancing: bool = False) -> object:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        consumer=consumer, rebalancing=rebalancing, consumer_generation_id=3,
-        flow_control=SimpleNamespace(is_active=lambda: True),
-        tables=SimpleNamespace(recovery=SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True))),
-    )
-
-
-def test_a_partition_never_fetched_since_assigned_is_put_back_and_read_again(caplog: pytest.LogCaptureFixture) -> None:
-    """Assigned, messages waiting at the committed offset, but the consumer has no log end for it
-    (no fetch answered) and Faust left it out of the partitions it fetches: the watch asks the
-    broker for the end, puts the partition back and seeks it to the committed offset."""
-    import asyncio
-
-    from streams.offset_holes import watch_holes
-
-    TP = __import__("collections").namedtuple("TP", "topic partition")
-    stalled, fine = TP("t", 3), TP("t", 0)
-
-    class Consumer:
-        def __init__(self) -> None:
-            self._committed_offset = {stalled: 124, fine: 45}
-            self._read_offset = {stalled: 124, fine: 44}
-            self._acked_index: dict[object, set[int]] = {}
-            self._unacked_messages: list[object] = []
-            self._active_partitions = {fine}
-            self._paused_partitions: set[object] = set()
-            self._buffered_partitions: set[object] = set()
-            self.sought: list[dict[object, int]] = []
-            self.asked: list[tuple[object, ...]] = []
-
-        def assignment(self) -> set[object]:
-            return {stalled, fine}
-
-        def highwater(self, tp: object) -> int | None:
-            return None if tp == stalled else 45
-
-        async def highwaters(self, *tps: object) -> dict[object, int]:
-            self.asked.append(tps)
-            return {tp: 135 for tp in tps}
-
-        def resume_partitions(self, tps: set[object]) -> None:
-            self._active_partitions |= set(tps)
-
-        async def seek_wait(self, offsets: dict[object, int]) -> None:
-            self.sought.append(offsets)
-
-    consumer = Consumer()
-    repaired: list[tuple[str, int, int]] = []
-    ticks = iter(range(1000))
-
-    async def run() -> None:
-        task = asyncio.ensure_future(watch_holes(_watch_app(consumer), ["t"], 0.001, HoleWatch(timeout_s=3.0),
-                                                 lambda *a: repaired.append(a), clock=lambda: float(next(ticks))))
-        while not repaired:
-            await asyncio.sleep(0.001)
-        task.cancel()
-
-    caplog.set_level("WARNING")
-    asyncio.run(asyncio.wait_for(run(), 10))
-    assert repaired[0] == ("t", 3, 124) and consumer.sought[0] == {stalled: 124}
-    assert stalled in consumer._active_partitions
-    assert consumer.asked and all(tps == (stalled,) for tps in consumer.asked)  # only the unfetched one
-    assert "never fetched since the partition was assigned" in caplog.text and "log end 135" in caplog.text
-    assert "putting it back" in caplog.text
-
-
-def test_a_rebalance_that_does_not_end_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
-    import asyncio
-
-    from streams.offset_holes import watch_holes
-
-    class Consumer:
-        def assignment(self) -> set[object]:
-            return set()
-
-    ticks = iter(range(100_000))
-
-    async def run() -> None:
-        task = asyncio.ensure_future(watch_holes(_watch_app(Consumer(), rebalancing=True), ["t"], 0.0001,
-                                                 HoleWatch(timeout_s=1.0), lambda *a: None,
-                                                 clock=lambda: float(next(ticks)), stuck_after_s=50.0))
-        await asyncio.sleep(0.3)
-        task.cancel()
-
-    caplog.set_level("WARNING")
-    asyncio.run(run())
-    assert caplog.text.count("in a rebalance or table recovery for") == 1
-    assert "rebalancing=True" in caplog.text  # with the consumer's state
