@@ -16,8 +16,9 @@ and shown-without-click counts in the same state record, and new items' impressi
 and clicks go to the item-stats topic so every worker's new-item statistics see them.
 A batch arriving when the group has not confirmed the worker's membership for a session
 timeout is left unprocessed and uncommitted for the partitions' owner
-(:mod:`streams.membership`). An impression changes no interest and triggers no refresh. A forget request (see :mod:`agents.forget`) erases
-the user; their events of the same micro-batch that came before it are dropped with them.
+(:mod:`streams.membership`). An impression changes no interest and triggers no refresh.
+A forget request (see :mod:`agents.forget`) erases the user; their events of the same
+micro-batch that came before it are dropped with them.
 """
 
 from __future__ import annotations

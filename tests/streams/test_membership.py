@@ -54,11 +54,17 @@ class _Clock:
         return self.now
 
 
-def test_a_batch_is_admitted_while_membership_is_fresh() -> None:
+def _confirmed_then(age_s: float) -> tuple[_Clock, MembershipClock]:
+    """A membership confirmed at t=0, looked at ``age_s`` later."""
     clock = _Clock()
     membership = MembershipClock(clock)
     membership.confirm()
-    clock.now = 9.9
+    clock.now = age_s
+    return clock, membership
+
+
+def test_a_batch_is_admitted_while_membership_is_fresh() -> None:
+    _, membership = _confirmed_then(9.9)
     consumer = _Consumer()
     events = _batch(consumer, [1])
     app = SimpleNamespace(rebalancing=False, consumer=consumer)
@@ -67,10 +73,7 @@ def test_a_batch_is_admitted_while_membership_is_fresh() -> None:
 
 
 def test_an_overdue_membership_confirmed_in_time_admits_the_batch() -> None:
-    clock = _Clock()
-    membership = MembershipClock(clock)
-    membership.confirm()
-    clock.now = 15.0  # a cut longer than the session timeout
+    _, membership = _confirmed_then(15.0)  # a cut longer than the session timeout
     consumer = _Consumer()
     events = _batch(consumer, [1, 2])
     app = SimpleNamespace(rebalancing=False, consumer=consumer)
@@ -90,10 +93,7 @@ def test_an_overdue_membership_confirmed_in_time_admits_the_batch() -> None:
 
 
 def test_an_overdue_membership_releases_the_batch_when_a_rebalance_starts_or_the_wait_ends() -> None:
-    clock = _Clock()
-    membership = MembershipClock(clock)
-    membership.confirm()
-    clock.now = 15.0
+    clock, membership = _confirmed_then(15.0)
     consumer = _Consumer()
     events = _batch(consumer, [7, 8])
     rebalancing = SimpleNamespace(rebalancing=True, consumer=consumer)
