@@ -1,19 +1,26 @@
 """The Faust application class and its factory.
 
-:class:`StreamrecApp` changes five things in Faust: the longest time a fetch waits
-for data, which Faust hard-codes to 1.5 s (brokers that hold a fetch for its whole
-max wait, as the embedded one does, would add that to every hop); the end offsets
-tables are recovered up to, which must be the log's end even where the broker's
-ListOffsets answer trails it (:mod:`streams.log_end`); the size of the producer
-buffer that queues table writes; and, on the event topics, no committing over a jump
-in the offsets read (see ``_Consumer._add_gap``) nor over a missing message at the head
-of the acknowledged ones (``_Consumer._new_offset``). It also records every answered
-heartbeat and every assignment as a confirmation of the worker's group membership
-(:mod:`streams.membership`).
+:class:`StreamrecApp` changes these things in Faust:
+
+* the longest time a fetch waits for data, which Faust hard-codes to 1.5 s (brokers that
+  hold a fetch for its whole max wait, as the embedded one does, would add that to every hop);
+* the end offsets tables are recovered up to, which must be the log's end even where the
+  broker's ListOffsets answer trails it (:mod:`streams.log_end`);
+* the size of the producer buffer that queues table writes;
+* on the event topics, no committing over a jump in the offsets read (``_Consumer._add_gap``)
+  nor over a missing message at the head of the acknowledged ones (``_Consumer._new_offset``),
+  including a partition's first commit;
+* after every rebalance, input partitions the group never committed are sought to their log
+  start, where Faust leaves them wherever its dropped fetches got to (:mod:`streams.input_start`);
+* an acknowledged message is always forgotten as in flight (``_Consumer.ack``).
+
+It also records every answered heartbeat and every assignment as a confirmation of the
+worker's group membership (:mod:`streams.membership`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,16 +28,20 @@ import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import ProducerT, TransportT
+from faust.types.tuples import ack_lock
 
 from streams.kafka_config import (
     aiokafka_kwargs,
     faust_broker_credentials,
     faust_broker_url,
 )
+from streams.input_start import seek_uncommitted_to_start
 from streams.log_end import log_ends
 from streams.membership import MembershipClock
 from streams.offset_holes import head_missing
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -69,6 +80,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Input partitions without a committed offset: the offset they were sought to (their
+        #: log start) at the last rebalance (see streams.input_start).
+        self.start_offsets: dict[Any, int] = {}
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -89,6 +106,27 @@ class _Consumer(faust_aiokafka.Consumer):
             membership.confirm()  # the group just handed this worker an assignment
         await super().on_partitions_assigned(assigned, generation_id)
 
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        # Faust seeks only partitions with a committed offset; the others would keep the
+        # position of records it fetched and dropped during the rebalance (streams.input_start).
+        await seek_uncommitted_to_start(self, self.start_offsets)
+        gapless = getattr(self.app.conf, "streamrec_gapless_topics", ())
+        resume = {f"{tp.topic}[{tp.partition}]": self._committed_offset.get(tp, self.start_offsets.get(tp))
+                  for tp in sorted(self.assignment()) if tp.topic in gapless}
+        log.info("event partitions resume at offsets %s", resume)
+
+    def ack(self, message: Any) -> bool:
+        with ack_lock:
+            counted = bool(super().ack(message))
+            # Faust forgets an in-flight message only when it counts its acknowledgement: one
+            # read again below the committed offset (after a seek back) or acknowledged twice
+            # would stay "in flight" forever and hold up the next rebalance, which waits for
+            # every in-flight message to be acknowledged.
+            if message.acked:
+                self._unacked_messages.discard(message)
+            return counted
+
     def _new_offset(self, tp: Any) -> int | None:
         # Faust's check for a missing message at the head of the acknowledged offsets is off
         # by one: with the committed offset at 30 (the next to process) and 31.. acknowledged,
@@ -97,7 +135,9 @@ class _Consumer(faust_aiokafka.Consumer):
         # committed while the message at the committed offset is not acknowledged; the
         # skipped-input watch (streams.offset_holes) reads it again.
         gapless = tp.topic in getattr(self.app.conf, "streamrec_gapless_topics", ())
-        if gapless and head_missing(self._acked[tp], self._committed_offset.get(tp)):
+        # A partition never committed starts where it was sought to (streams.input_start).
+        committed = self._committed_offset.get(tp)
+        if gapless and head_missing(self._acked[tp], self.start_offsets.get(tp) if committed is None else committed):
             return None
         return super()._new_offset(tp)  # type: ignore[no-any-return]
 

@@ -133,12 +133,12 @@ def head_missing(acked: Iterable[int], committed: int | None) -> bool:
 def head_state(consumer: Any, tp: Any) -> HeadState:
     """Read ``tp``'s :class:`HeadState` from a running Faust consumer's bookkeeping.
 
-    A partition the group never committed starts at its earliest offset (the worker's
-    ``consumer_auto_offset_reset``), so its head is taken to be offset 0.
+    A partition the group never committed starts at its log start, where the consumer was
+    sought to (``consumer.start_offsets``, see :mod:`streams.input_start`; 0 if unknown).
     """
     committed = consumer._committed_offset.get(tp)
     if committed is None:
-        committed = 0
+        committed = getattr(consumer, "start_offsets", {}).get(tp, 0)
     in_flight = committed is not None and any(
         m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
     )
