@@ -33,6 +33,7 @@ def worker_series() -> set[str]:
     m.live.source = lambda: LiveState("v1", "space", {"t": 1}, {"ok": True}, 3)
     m.events.labels("t", "ok").inc()
     m.dlq.labels("t", "bad").inc()
+    m.reread.labels("t", "0").inc()
     m.provider.labels("text", "CPUExecutionProvider").set(1)
     names = set()
     for line in m.render().decode().splitlines():
