@@ -40,14 +40,24 @@ def uncommitted(assigned: Iterable[Any], committed: Mapping[Any, int | None], is
 
 async def seek_uncommitted_to_start(consumer: Any, starts: MutableMapping[Any, int]) -> dict[Any, int]:
     """Seek every assigned input partition of Faust ``consumer`` that has no committed offset
-    to its log start, and record the offsets sought to in ``starts``. Returns them."""
+    to its log start, and record the offsets sought to in ``starts``. Returns them (empty
+    when the log starts could not be read: the partitions are then sought to offset 0)."""
     tps = uncommitted(consumer.assignment(), consumer._committed_offset, consumer.app.topics.acks_enabled_for)
     for tp in list(starts):
         if tp not in tps:
             del starts[tp]  # committed since, or no longer assigned
     if not tps:
         return {}
-    earliest = await consumer.earliest_offsets(*tps)
+    try:
+        earliest = await consumer.earliest_offsets(*tps)
+    except Exception as exc:  # noqa: BLE001 - the seek matters more than knowing where it lands
+        # Offset 0 is below a truncated log's start: the consumer then resets to the earliest
+        # offset itself. The start stays unknown, so the first commit is not guarded.
+        log.warning("could not read the log start of %d input partitions (%r): reading them from offset 0", len(tps), exc)
+        await consumer.seek_wait(dict.fromkeys(tps, 0))
+        for tp in tps:
+            starts.pop(tp, None)
+        return {}
     sought = {tp: max(int(earliest.get(tp) or 0), 0) for tp in tps}
     await consumer.seek_wait(sought)
     starts.update(sought)
