@@ -112,7 +112,7 @@ class _Consumer(faust_aiokafka.Consumer):
         # position of records it fetched and dropped during the rebalance (streams.input_start).
         await seek_uncommitted_to_start(self, self.start_offsets)
         gapless = getattr(self.app.conf, "streamrec_gapless_topics", ())
-        resume = {f"{tp.topic}[{tp.partition}]": self._committed_offset.get(tp, self.start_offsets.get(tp))
+        resume = {f"{tp.topic}[{tp.partition}]": self._resume_offset(tp)
                   for tp in sorted(self.assignment()) if tp.topic in gapless}
         log.info("event partitions resume at offsets %s", resume)
 
@@ -127,6 +127,11 @@ class _Consumer(faust_aiokafka.Consumer):
                 self._unacked_messages.discard(message)
             return counted
 
+    def _resume_offset(self, tp: Any) -> int | None:
+        """The next offset of ``tp`` to process: the committed one, else where it was sought to."""
+        committed = self._committed_offset.get(tp)
+        return self.start_offsets.get(tp) if committed is None else committed
+
     def _new_offset(self, tp: Any) -> int | None:
         # Faust's check for a missing message at the head of the acknowledged offsets is off
         # by one: with the committed offset at 30 (the next to process) and 31.. acknowledged,
@@ -136,8 +141,7 @@ class _Consumer(faust_aiokafka.Consumer):
         # skipped-input watch (streams.offset_holes) reads it again.
         gapless = tp.topic in getattr(self.app.conf, "streamrec_gapless_topics", ())
         # A partition never committed starts where it was sought to (streams.input_start).
-        committed = self._committed_offset.get(tp)
-        if gapless and head_missing(self._acked[tp], self.start_offsets.get(tp) if committed is None else committed):
+        if gapless and head_missing(self._acked[tp], self._resume_offset(tp)):
             return None
         return super()._new_offset(tp)  # type: ignore[no-any-return]
 

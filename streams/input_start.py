@@ -25,7 +25,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def uncommitted(assigned: Iterable[Any], committed: Mapping[Any, int | None], is_input: Callable[[str], bool]) -> list[Any]:
+def uncommitted(
+    assigned: Iterable[Any], committed: Mapping[Any, int | None], is_input: Callable[[str], bool]
+) -> list[Any]:
     """The input partitions of ``assigned`` that have no committed offset, in order.
 
     Faust records a committed offset of 0 as None: such a partition starts at its log start
@@ -53,7 +55,8 @@ async def seek_uncommitted_to_start(consumer: Any, starts: MutableMapping[Any, i
     except Exception as exc:  # noqa: BLE001 - the seek matters more than knowing where it lands
         # Offset 0 is below a truncated log's start: the consumer then resets to the earliest
         # offset itself. The start stays unknown, so the first commit is not guarded.
-        log.warning("could not read the log start of %d input partitions (%r): reading them from offset 0", len(tps), exc)
+        log.warning("could not read the log start of %d input partitions (%r): reading them from offset 0",
+                    len(tps), exc)
         await consumer.seek_wait(dict.fromkeys(tps, 0))
         for tp in tps:
             starts.pop(tp, None)

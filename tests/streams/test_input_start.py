@@ -27,7 +27,8 @@ class _FaustView:
     def __init__(self, consumer: aiokafka.AIOKafkaConsumer, committed: dict[Any, int | None], inputs: set[str]) -> None:
         self._consumer = consumer
         self._committed_offset = committed
-        self.app = type("App", (), {"topics": type("Topics", (), {"acks_enabled_for": staticmethod(inputs.__contains__)})()})()
+        topics = type("Topics", (), {"acks_enabled_for": staticmethod(inputs.__contains__)})()
+        self.app = type("App", (), {"topics": topics})()
 
     def assignment(self) -> set[Any]:
         return set(self._consumer.assignment())
@@ -73,6 +74,7 @@ def test_partitions_without_a_committed_offset_go_back_to_their_start(settings: 
     clicks0, clicks1 = (aiokafka.TopicPartition(settings.topic_clicks, p) for p in (0, 1))
     catalog0 = aiokafka.TopicPartition(settings.topic_catalog, 0)
     assert sought == {clicks0: 0} and starts == {clicks0: 0}  # the uncommitted input partition, from its start
-    assert positions == {clicks0: 0, clicks1: 20, catalog0: 20}  # a committed one (Faust seeks it) and a non-input one untouched
+    # a committed partition (Faust seeks it) and a non-input one are left alone
+    assert positions == {clicks0: 0, clicks1: 20, catalog0: 20}
     # and its first commit is then guarded like any other: nothing over an unprocessed start
     assert head_missing([1, 2, 3], starts[clicks0]) and not head_missing([0, 1], starts[clicks0])
