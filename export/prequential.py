@@ -43,7 +43,7 @@ from models.baselines import (
 from models.covisitation import CoVisitation
 from models.interest import InterestLearner, UserState
 from models.item_activity import ItemActivity
-from models.item_embedding import ItemEmbedder
+from models.item_embedding import ItemEmbedder, item_text
 from models.item_index import ItemIndex
 from models.metrics import MetricAccumulator, rank_of
 from models.ranking import Scorer
@@ -183,12 +183,14 @@ class ProductRecommender:
         """An adapter whose index holds every item of ``dataset``.
 
         With item texts and an ``embedder``, all texts are embedded in one batched
-        call; otherwise every item gets a zero vector of ``zero_dim`` dimensions.
+        call, each as the catalog agent embeds an item with that text as its title
+        (:func:`models.item_embedding.item_text`), so in-process vectors are the
+        worker's; otherwise every item gets a zero vector of ``zero_dim`` dimensions.
         """
         items = dataset.item_ids()
         if dataset.item_text and embedder is not None:
             texted = list(dataset.item_text)
-            matrix = embedder.embed_items([dataset.item_text[i] for i in texted], [None] * len(texted))
+            matrix = embedder.embed_items([item_text(dataset.item_text[i]) for i in texted], [None] * len(texted))
             vectors: dict[ItemId, Vector] = dict(zip(texted, matrix, strict=True))
             dim = embedder.dim
         else:

@@ -24,13 +24,16 @@ def item_text(title: str, description: str = "", category: str = "", tags: Seque
 
     >>> item_text("Pulse Buds", "True wireless earbuds.", "audio", ["bluetooth"])
     'Pulse Buds. True wireless earbuds. Category: audio. Tags: bluetooth.'
+    >>> item_text("")
+    ''
     """
     parts = [title.strip().rstrip("."), description.strip().rstrip(".")]
     if category:
         parts.append(f"Category: {category}")
     if tags:
         parts.append("Tags: " + ", ".join(tags))
-    return ". ".join(p for p in parts if p) + "."
+    text = ". ".join(p for p in parts if p)
+    return f"{text}." if text else ""  # no text: a behaviour-only item (zero text part)
 
 
 class ItemEmbedder:

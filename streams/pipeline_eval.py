@@ -49,6 +49,11 @@ from streams.worker_process import WorkerFailed, WorkerProcess
 EVAL_HISTORY = 10_000
 
 
+#: Longest the worker waits for an evaluation batch's events to be in before it refreshes
+#: with fewer (so only a final, shorter batch waits this long).
+EVAL_BATCH_WAIT_S = 10.0
+
+
 class PipelineEvalError(RuntimeError):
     """The pipeline did not answer as the evaluation needs; the message says why."""
 
@@ -219,7 +224,7 @@ class PipelineRecommender:
 
 def eval_settings(settings: Settings, k: int, batch: int) -> Settings:
     """``settings`` adjusted for an evaluation run: whole histories excluded, old timestamps
-    accepted, no rate limit or state expiry, lists of ``k``, micro-batches at least ``batch``
+    accepted, no rate limit or state expiry, lists of ``k``, micro-batches of exactly ``batch``
     events, its own names."""
     return settings.isolated(f"eval{time.time_ns() // 1_000_000 % 10**10}").model_copy(
         update={
@@ -231,7 +236,12 @@ def eval_settings(settings: Settings, k: int, batch: int) -> Settings:
             # so the worker learns every event as the in-process product does.
             "user_rate_limit_per_s": 0.0,
             "user_state_ttl_s": 0.0,
-            "event_batch_size": max(settings.event_batch_size, batch),
+            # The worker's micro-batch is the evaluation's: it yields when exactly ``batch`` events
+            # are in, not when a short debounce ends partway through a batch's arrival (a split
+            # batch lets its second half see the first half's item statistics, as in process it
+            # cannot). Only a final, shorter batch waits the whole window.
+            "event_batch_size": batch,
+            "refresh_debounce_s": max(settings.refresh_debounce_s, EVAL_BATCH_WAIT_S),
             # The next batch should meet the item-stats increments of this one, as in process.
             "item_state_fetch_wait_s": settings.kafka_fetch_max_wait_s,
         }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -152,3 +154,22 @@ def test_product_adapter_in_the_loop() -> None:
     res = run_prequential(ds, [ProductRecommender(VECTORS, k=2), Popularity()], k=2)
     assert res["product"]["n"] == res["popularity"]["n"] == 7
     assert res["product"]["hr"] > 0.0  # u2 and u3 are served "c" after "a" (co-visitation of u1)
+
+
+def test_for_dataset_embeds_items_as_the_catalog_agent_does(model_dir: Path) -> None:
+    """In-process vectors are the worker's: a dataset text is embedded as the catalog agent
+    embeds an item with that title, and an item without text is behaviour-only (zero)."""
+    from agents.catalog import embed_items
+    from streams.model_loading import load_embedder
+    from streams.records import ItemEvent
+    from streams.settings import Settings
+
+    settings = Settings(model_dir=model_dir)
+    embedder = load_embedder(settings)
+    ds = Dataset("shop", [Interaction("u1", "a", 1.0), Interaction("u1", "b", 2.0)], {"a": "wireless earbuds"})
+    index = ProductRecommender.for_dataset(ds, embedder).recommender.index
+    worker = SimpleNamespace(embedder=embedder, settings=settings, metrics=None)
+    served = embed_items(worker, [ItemEvent(item_id="a", title="wireless earbuds"), ItemEvent(item_id="b")])  # type: ignore[arg-type]
+    for item, vector in zip(("a", "b"), served, strict=True):
+        np.testing.assert_allclose(index.matrix[index.row(item)], vector.vector, atol=1e-6)
+    assert np.linalg.norm(served[0].vector) > 0.99 and not served[1].vector.any()

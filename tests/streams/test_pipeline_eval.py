@@ -87,10 +87,12 @@ def test_through_the_pipeline_with_a_bundle_runs_the_worker_on_that_bundle(setti
     versions = result["pipeline_model_versions"]
     assert set(versions) == {chosen.version} and versions[chosen.version] >= pipeline["n"]
     assert result["ranker"]["version"] == chosen.version
-    # The worker ranks with the same model as the in-process ranker: their hits agree
-    # (a tie or a late item-stats update may flip an event or two).
+    # The worker ranks with the same model, on the same item vectors and the same micro-batches,
+    # as the in-process ranker: their hits agree (a tie broken by a different item row may flip
+    # one event). A tiny untrained bundle scores every pair alike, so any difference in the
+    # features (item texts embedded differently, a batch split in two) shows here.
     hits = {name: round(fig["hr"] * fig["n"]) for name, fig in (("ranker", ranker), ("pipeline", pipeline))}
-    assert abs(hits["pipeline"] - hits["ranker"]) <= 2, (hits, figures)
+    assert abs(hits["pipeline"] - hits["ranker"]) <= 1, (hits, figures)
     assert result["pipeline_minus_ranker_hr"] == round(pipeline["hr"] - ranker["hr"], 6)
 
 
