@@ -117,7 +117,7 @@ async def refresh_users(
         if items:
             bandit = rec.user_bandit(uid, state)
             bandit.published(request_id, [x.item_id for x in items], [x.source for x in items],
-                             [x.propensity for x in items], ts)
+                             [x.propensity for x in items], ts, rec.bandit_context(state, ts))
             states[uid] = replace(state, bandit=bandit.to_json())
     if p.bundles is not None:
         for item_id, items in bundles.items():

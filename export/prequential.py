@@ -235,13 +235,13 @@ class ProductRecommender:
     def _publish(self, batch: Sequence[tuple[UserId, UserState, Timestamp]], lists: Sequence[Sequence[Any]]) -> None:
         """Remember each published slate in its user's bandit record and queue its impression."""
         rec = self.recommender
-        for (uid, _, ts), items in zip(batch, lists, strict=True):
+        for (uid, state, ts), items in zip(batch, lists, strict=True):
             if not items:
                 continue
             request_id = f"r{self._n_events}-{uid}"
             bandit = rec.user_bandit(uid, self.states[uid])
             bandit.published(request_id, [x.item_id for x in items], [x.source for x in items],
-                             [x.propensity for x in items], ts)
+                             [x.propensity for x in items], ts, rec.bandit_context(state, ts))
             self.states[uid] = replace(self.states[uid], bandit=bandit.to_json())
             self._request[uid] = request_id
             self._impressions.append(_Impression(request_id, uid, [x.item_id for x in items], ts))

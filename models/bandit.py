@@ -47,7 +47,32 @@ FloatArray = NDArray[np.float64]
 POLICIES: tuple[str, ...] = ("thompson", "ucb", "linucb", "epsilon_greedy", "random")
 DEFAULT_POLICY = POLICIES[0]
 
+#: Policies that read a context (the others ignore it).
+CONTEXTUAL: frozenset[str] = frozenset({"linucb"})
+
 _MASK = (1 << 63) - 1
+
+
+def _features(context: Context | None) -> dict[str, float]:
+    """A contextual policy's features: ``context``, or the intercept alone when there is none
+    (river's linear models cannot learn from an empty context)."""
+    return dict(context) if context else {"bias": 1.0}
+
+
+def user_context(n_events: int, conf_short: float, conf_query: float) -> dict[str, float]:
+    """The small context a contextual policy (LinUCB) decides on for a user: an intercept,
+    how much history the user has (log scale, 1 at 1,000 events and above) and how much
+    their current session and latest search still count (the interest learner's
+    confidences, in [0, 1]). A new user's context is the intercept alone.
+
+    >>> user_context(0, 0.0, 0.0)
+    {'bias': 1.0, 'history': 0.0, 'session': 0.0, 'search': 0.0}
+    >>> user_context(999, 0.5, 1.0)
+    {'bias': 1.0, 'history': 1.0, 'session': 0.5, 'search': 1.0}
+    """
+    history = min(1.0, math.log1p(max(0, n_events)) / math.log1p(999))
+    return {"bias": 1.0, "history": round(history, 6), "session": round(float(conf_short), 6),
+            "search": round(float(conf_query), 6)}
 
 
 def _mix(seed: int, counter: int) -> int:
@@ -198,7 +223,7 @@ class RiverPolicy:
         self._rng.seed(_mix(self.seed, self._decisions))
         self._decisions += 1
         if self.name == "linucb":
-            return self._policy.pull(arms, context=dict(context or {}))
+            return self._policy.pull(arms, context=_features(context))
         return self._policy.pull(arms)
 
     def update(self, arm: ArmId, reward: float, context: Context | None = None) -> None:
@@ -207,7 +232,7 @@ class RiverPolicy:
         if reward not in (0, 1):
             raise ValueError(f"rewards are 0 or 1 (got {reward!r})")
         if self.name == "linucb":
-            self._policy.update(arm, dict(context or {}), float(reward))
+            self._policy.update(arm, _features(context), float(reward))
         elif self.name == "thompson":
             self._policy.update(arm, bool(reward))
         else:
@@ -249,7 +274,7 @@ class RiverPolicy:
                 for a in arms
             ])
         if self.name == "linucb":
-            ctx = dict(context or {})
+            ctx = _features(context)
             dists = [pol._bayes_lin_regs[a].predict_one(ctx, with_dist=True) for a in arms]
             return np.array([d.mu + d.sigma for d in dists])
         raise ValueError(f"{self.name} has no upper confidence bounds")

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.bandit import DEFAULT_POLICY, Policy
+from models.bandit import CONTEXTUAL, DEFAULT_POLICY, Policy, user_context
 from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.covisitation import CoVisitation
 from models.fresh_items import FreshItems
@@ -122,6 +122,13 @@ class Recommender:
         """The user's bandit record (a new one for a user without)."""
         return UserBandit.from_json(state.bandit, self.bandit_policy, user_seed(user_id), self.feedback_window_s)
 
+    def bandit_context(self, state: UserState, now: Timestamp) -> dict[str, float] | None:
+        """The context the user's policy decides on at ``now`` (None for a policy that reads none)."""
+        if self.bandit_policy not in CONTEXTUAL:
+            return None
+        _, c_short, c_query = self.learner.confidences(state, now)
+        return user_context(state.n_events, c_short, c_query)
+
     def bundles(self, item_ids: Sequence[ItemId]) -> dict[ItemId, list[ItemId]]:
         """"Frequently bought together": each item's strongest co-visitation neighbours
         (co-purchases and co-clicks, weighted by kind), for the items that have any."""
@@ -214,7 +221,8 @@ class Recommender:
             shown_r: list[int] = []
             shown_n: list[int] = []
             policies: list[Policy | None] = []
-            for u, (uid, state, _) in enumerate(users):
+            contexts: list[dict[str, float] | None] = []
+            for u, (uid, state, ts) in enumerate(users):
                 for r in index.rows(state.bought).tolist():
                     bought_u.append(u)
                     bought_r.append(r)
@@ -229,12 +237,14 @@ class Recommender:
                 if explore:
                     bandit.policy.at_decision(state.n_events)
                     policies.append(bandit.policy)
+                    contexts.append(self.bandit_context(state, ts))
             arr = lambda xs: np.asarray(xs, np.int64)
             slates = builder.build(
                 pairs, len(users), embeddings, categories,
                 bought=(arr(bought_u), arr(bought_r)),
                 shown=(arr(shown_u), arr(shown_r), arr(shown_n)),
                 policies=policies if explore else None,
+                contexts=contexts if explore else None,
                 fresh=self.fresh if row_of else None,
                 row_of=row_of,
                 tiebreak=cands.trending[mask],

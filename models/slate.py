@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.bandit import Policy
+from models.bandit import Context, Policy
 from models.fresh_items import FreshItems
 
 FloatArray = NDArray[np.float32]
@@ -143,6 +143,7 @@ class SlateBuilder:
         bought: tuple[IntArray, IntArray] | None = None,
         shown: tuple[IntArray, IntArray, IntArray] | None = None,
         policies: Sequence[Policy | None] | None = None,
+        contexts: Sequence[Context | None] | None = None,
         fresh: FreshItems | None = None,
         row_of: dict[str, int] | None = None,
         tiebreak: NDArray[np.floating] | None = None,
@@ -153,7 +154,8 @@ class SlateBuilder:
         ``embeddings`` and ``categories`` are indexed by item row (unit vectors;
         category code, -1 for none). ``bought`` is (user, row) pairs never to show;
         ``shown`` is (user, row, impressions without a click). ``policies[u]`` picks
-        the exploration source for user ``u`` (None: no exploration slot). ``fresh``
+        the exploration source for user ``u`` (None: no exploration slot), on the
+        user's ``contexts[u]`` when the policy reads one (LinUCB). ``fresh``
         and ``row_of`` (item id to row) fill the fresh slots, with the items fresh at
         ``now``. ``tiebreak`` (one value per pair, e.g. popularity) orders pairs of
         equal relevance, higher first, then the item row. Slots reserved for
@@ -246,8 +248,9 @@ class SlateBuilder:
                 arms = sorted({self.sources[x] for x in src_p[u][open_].tolist()}, key=self.sources.index)
                 if not arms:
                     continue
-                props = policy.propensities(arms)
-                arm = policy.pull(arms)
+                ctx = contexts[u] if contexts is not None else None
+                props = policy.propensities(arms, ctx)
+                arm = policy.pull(arms, ctx)
                 source = self.sources.index(arm)
                 masked = np.where(open_ & (src_p[u] == source), value[u], -np.inf)
                 j = int(np.argmax(masked))

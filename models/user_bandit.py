@@ -40,7 +40,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from models.bandit import RiverPolicy, make_policy, policy_from_state
+from models.bandit import Context, RiverPolicy, make_policy, policy_from_state
 from models.feedback import FeedbackJoin, Reward
 
 #: Source recorded for an impressed item that no remembered slate explains.
@@ -67,7 +67,8 @@ class UserBandit:
     ) -> None:
         self.policy = policy
         self.join = join
-        self._slates: dict[str, list[Any]] = slates or {}  # request_id -> [ts, [[item, source, propensity], ...]]
+        # request_id -> [ts, [[item, source, propensity], ...]] (+ the decision's context, if any)
+        self._slates: dict[str, list[Any]] = slates or {}
         self._shown: dict[str, int] = shown or {}
         self.max_slates = max_slates
         self.max_shown = max_shown
@@ -104,11 +105,17 @@ class UserBandit:
     # -- what was published and shown --------------------------------------------------
 
     def published(
-        self, request_id: str, item_ids: Sequence[str], sources: Sequence[str], propensities: Sequence[float], ts: float
+        self, request_id: str, item_ids: Sequence[str], sources: Sequence[str], propensities: Sequence[float], ts: float,
+        context: Context | None = None,
     ) -> None:
-        """Remember a published slate (its items' sources and propensities) under its request_id."""
-        self._slates[request_id] = [float(ts), [[i, s, float(p)] for i, s, p in zip(item_ids, sources, propensities,
-                                                                                    strict=True)]]
+        """Remember a published slate (its items' sources and propensities) under its request_id,
+        with the ``context`` its exploration source was chosen on (for a policy that reads one):
+        its rewards update the policy on that same context."""
+        slate: list[Any] = [float(ts), [[i, s, float(p)] for i, s, p in zip(item_ids, sources, propensities,
+                                                                            strict=True)]]
+        if context is not None:
+            slate.append({k: float(v) for k, v in context.items()})
+        self._slates[request_id] = slate
         while len(self._slates) > self.max_slates:
             del self._slates[min(self._slates, key=lambda r: self._slates[r][0])]
 
@@ -133,7 +140,7 @@ class UserBandit:
         """Move the user's event time to ``ts``: the 0s of windows that ended."""
         rewards = self.join.advance(ts)
         self._learn(rewards)
-        for r in [r for r, (t, _) in self._slates.items() if t + 2 * self.join.window_s < ts]:
+        for r in [r for r, slate in self._slates.items() if slate[0] + 2 * self.join.window_s < ts]:
             del self._slates[r]
         return rewards
 
@@ -141,7 +148,9 @@ class UserBandit:
         arms = set(self.arms)
         for r in rewards:
             if r.source in arms:
-                self.policy.update(r.source, r.reward)
+                slate = self._slates.get(r.request_id)
+                context = slate[2] if slate is not None and len(slate) > 2 else None
+                self.policy.update(r.source, r.reward, context)
             if r.reward:
                 self._shown.pop(r.item_id, None)
             else:

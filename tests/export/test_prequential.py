@@ -173,3 +173,18 @@ def test_for_dataset_embeds_items_as_the_catalog_agent_does(model_dir: Path) -> 
     for item, vector in zip(("a", "b"), served, strict=True):
         np.testing.assert_allclose(index.matrix[index.row(item)], vector.vector, atol=1e-6)
     assert np.linalg.norm(served[0].vector) > 0.99 and not served[1].vector.any()
+
+
+@pytest.mark.parametrize("policy", ["thompson", "ucb", "linucb", "epsilon_greedy", "random"])
+def test_every_bandit_policy_closes_the_feedback_loop_in_process(policy: str) -> None:
+    from models.slate import SlateSettings
+
+    rng = np.random.default_rng(0)
+    vectors = {f"i{n}": (v / np.linalg.norm(v)).astype(np.float32) for n, v in enumerate(rng.normal(size=(40, 8)))}
+    events = [Interaction(f"u{n % 10}", f"i{int(rng.integers(40))}", float(n)) for n in range(300)]
+    prod = ProductRecommender(vectors, k=5, slate=SlateSettings(k=5, explore_slots=1), bandit_policy=policy)
+    res = run_prequential(events, [prod], k=5, batch=10)[prod.name]
+    assert res["n"] > 0
+    learned = [prod.recommender.user_bandit(u, s).policy.state_dict() for u, s in prod.states.items()]
+    assert all(d["policy"] == policy for d in learned)
+    assert sum(len(d["arms"]) for d in learned) > 0  # rewards from the simulated clicks reached the policies

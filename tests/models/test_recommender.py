@@ -203,3 +203,44 @@ def test_bundles_are_the_strongest_co_visitation_neighbours() -> None:
     rec.covisitation.learn_many([("A00", "A01", 8.0), ("A00", "A02", 1.0), ("A00", "A03", 4.0)])
     rec.bundle_size = 2
     assert rec.bundles(["A00", "B00", "A00"]) == {"A00": ["A01", "A03"]}
+
+
+def test_a_contextual_policy_chooses_on_the_users_context_and_learns_on_it(monkeypatch: object) -> None:
+    from dataclasses import replace
+
+    from models.bandit import RiverPolicy, user_context
+    from models.slate import SlateSettings
+    from models.user_bandit import UserBandit
+
+    idx, _ = _catalog()
+    trending = Trending()
+    for i in range(5):
+        trending.learn_one(f"D{i:02d}", 5.0, 100.0)
+    rec = Recommender(idx, CoVisitation(), trending, InterestLearner(), top_k=10, per_source=12,
+                      slate=SlateSettings(k=10, mmr_lambda=0.9, category_cap=0), bandit_policy="linucb")
+    s = _taste(rec, idx)
+    _, c_short, c_query = rec.learner.confidences(s, 110.0)
+    expected = user_context(s.n_events, c_short, c_query)
+    assert rec.bandit_context(s, 110.0) == expected and expected["session"] > 0
+    seen: list[object] = []
+    pull = RiverPolicy.pull
+
+    def spy(self: RiverPolicy, arms: object, context: object = None) -> object:
+        seen.append(context)
+        return pull(self, arms, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RiverPolicy, "pull", spy)  # type: ignore[attr-defined]
+    (items,) = rec.recommend([("u", s, 110.0)])
+    assert seen == [expected]
+    clicked = items[0]
+    assert clicked.source in UserBandit.arms
+    # the published slate keeps the context; a click on one of its items is learned on it
+    bandit = rec.user_bandit("u", s)
+    bandit.published("r1", [x.item_id for x in items], [x.source for x in items], [x.propensity for x in items],
+                     110.0, rec.bandit_context(s, 110.0))
+    bandit.impression("r1", [x.item_id for x in items], 111.0)
+    bandit.click("r1", clicked.item_id, 112.0)
+    learned = replace(s, bandit=bandit.to_json())
+    arms = {str(a[0][1]): a for a in rec.user_bandit("u", learned).policy.state_dict()["arms"]}
+    ridge = arms[clicked.source][3]
+    assert {k for k, _ in ridge["idx"]} == set(expected)  # the regression saw the whole context

@@ -67,3 +67,29 @@ def test_apply_feedback_joins_per_user_in_event_time_and_counts_new_impressions_
     assert states["v"].bandit == ""  # no feedback and nothing pending: untouched
     fx = apply_feedback(states, [], [Click("u", "c", 20.0, None)], read)
     assert fx.rewards == 1 and read("u", states["u"]).shown_counts() == {"a": 1}
+
+
+def test_linucb_learns_each_reward_on_the_context_its_slate_was_chosen_on() -> None:
+    from models.bandit import user_context
+
+    searching, browsing = user_context(50, 0.0, 1.0), user_context(50, 1.0, 0.0)
+    b = UserBandit.new("linucb", seed=3, window_s=60.0)
+    arms = ["search", "trending"]
+    for n in range(40):  # searching users click what search found, browsing ones what trends
+        ctx, clicked = (searching, "s") if n % 2 == 0 else (browsing, "t")
+        ts = 100.0 * n
+        b.published(f"r{n}", ["s", "t"], arms, [1.0, 1.0], ts, ctx)
+        b.impression(f"r{n}", ["s", "t"], ts)
+        b.click(f"r{n}", clicked, ts + 1.0)
+        b = UserBandit.from_json(b.to_json(), "linucb", seed=3, window_s=60.0)  # as stored between events
+    b.advance(100.0 * 40)
+    assert arms[int(b.policy.upper_bounds(arms, searching).argmax())] == "search"
+    assert arms[int(b.policy.upper_bounds(arms, browsing).argmax())] == "trending"
+    # without the stored context every reward would land on the intercept alone: no preference by context
+    blind = UserBandit.new("linucb", seed=3, window_s=60.0)
+    for n in range(40):
+        blind.published(f"r{n}", ["s", "t"], arms, [1.0, 1.0], 100.0 * n)
+        blind.impression(f"r{n}", ["s", "t"], 100.0 * n)
+        blind.click(f"r{n}", "s" if n % 2 == 0 else "t", 100.0 * n + 1.0)
+    blind.advance(100.0 * 40)
+    assert blind.policy.upper_bounds(arms, searching).tolist() == blind.policy.upper_bounds(arms, browsing).tolist()
