@@ -26,6 +26,13 @@ POLICY = "greedy"
 _RECOMMENDATION_NS = {"ns": Recommendation._options.namespace}
 
 
+def _item(x: ScoredItem) -> dict[str, object]:
+    item: dict[str, object] = {"item_id": x.item_id, "score": x.score, "source": x.source, "propensity": x.propensity}
+    if x.arms:  # an exploration slot: the sources its policy chose among (off-policy evaluation reads them)
+        item["arms"] = list(x.arms)
+    return item
+
+
 def recommendation_payload(
     user_id: UserId,
     trigger: tuple[Timestamp, str | None],
@@ -40,21 +47,23 @@ def recommendation_payload(
 
     Built directly (not through the Faust record) because it is on the hot path.
     ``request_id`` defaults to a fresh UUID. Every item carries its ``source`` and
-    the ``propensity`` it was chosen with; ``bundles`` maps listed items to their
+    the ``propensity`` it was chosen with, an exploration slot's item also the ``arms``
+    (sources) its policy chose among; ``bundles`` maps listed items to their
     "frequently bought together" items.
 
-    >>> raw = recommendation_payload("u1", (1.5, "e1"), [ScoredItem("i1", 0.5, "search", 0.25)], "blend-1",
-    ...                              bundles={"i1": ["i7"]})
+    >>> raw = recommendation_payload("u1", (1.5, "e1"), [ScoredItem("i1", 0.5, "search", 0.25, ("search", "trending")),
+    ...                              ScoredItem("i2", 0.4, "interest")], "blend-1", bundles={"i1": ["i7"]})
     >>> rec = Recommendation.loads(raw)
     >>> rec.user_id, rec.items[0].item_id, rec.items[0].source, rec.items[0].propensity, rec.trigger_ts, rec.bundles
     ('u1', 'i1', 'search', 0.25, 1.5, {'i1': ['i7']})
+    >>> rec.items[0].arms, rec.items[1].arms, rec.items[1].propensity
+    (['search', 'trending'], [], 1.0)
     """
     return json.dumps(
         {
             "user_id": user_id,
             "request_id": request_id or uuid.uuid4().hex,
-            "items": [{"item_id": x.item_id, "score": x.score, "source": x.source, "propensity": x.propensity}
-                      for x in items],
+            "items": [_item(x) for x in items],
             "model_version": model_version,
             "policy": policy,
             "generated_at": time.time(),

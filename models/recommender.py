@@ -41,12 +41,14 @@ SLATE_BLOCK = 256
 
 
 class ScoredItem(NamedTuple):
-    """One recommended item: its score, candidate source and the probability it was chosen with."""
+    """One recommended item: its score, candidate source and the probability it was chosen with
+    (and, when a bandit chose its source, the sources it chose among)."""
 
     item_id: ItemId
     score: float
     source: str
     propensity: float = 1.0
+    arms: tuple[str, ...] = ()
 
 
 def user_seed(user_id: UserId) -> int:
@@ -130,8 +132,8 @@ class Recommender:
         return user_context(state.n_events, c_short, c_query)
 
     def bundles(self, item_ids: Sequence[ItemId]) -> dict[ItemId, list[ItemId]]:
-        """"Frequently bought together": each item's strongest co-visitation neighbours
-        (co-purchases and co-clicks, weighted by kind), for the items that have any."""
+        """"Frequently bought together": each item's strongest co-visitation neighbours (items
+        interacted with by the same users close together, every kind alike), for the items that have any."""
         out: dict[ItemId, list[ItemId]] = {}
         for item_id in dict.fromkeys(item_ids):
             nbrs = [i for i, _ in self.covisitation.neighbors(item_id, self.bundle_size)]
@@ -252,7 +254,8 @@ class Recommender:
             )
             for slate in slates:
                 ids = index.item_ids([x.row for x in slate])
-                out.append([ScoredItem(i, x.score, x.source, x.propensity) for i, x in zip(ids, slate, strict=True)])
+                out.append([ScoredItem(i, x.score, x.source, x.propensity, x.arms)
+                            for i, x in zip(ids, slate, strict=True)])
         return out
 
     def recommend(

@@ -71,12 +71,14 @@ class SlateSettings:
 
 @dataclass(frozen=True)
 class SlateItem:
-    """One published item: its row in the item index, score, source and propensity."""
+    """One published item: its row in the item index, score, source and propensity (and, for an
+    exploration slot's item, the sources its policy chose among)."""
 
     row: int
     score: float
     source: str
     propensity: float
+    arms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ class SlateBuilder:
                 j = int(np.argmax(masked))
                 choose(np.array([u]), np.array([j]))
                 prop = max(float(props[arms.index(arm)]), s.min_propensity)
-                extras[u].append(SlateItem(int(rows[u, j]), round(float(score_p[u, j]), 6), str(arm), prop))
+                extras[u].append(SlateItem(int(rows[u, j]), round(float(score_p[u, j]), 6), str(arm), prop,
+                                           tuple(str(a) for a in arms)))
         if n_fresh:
             assert fresh is not None and row_of is not None
             blocked: dict[int, set[int]] = {}

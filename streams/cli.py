@@ -663,6 +663,36 @@ def ope(log: Path, target: str, confidence: float, resamples: int, seed: int, as
     click.echo(json.dumps(result, indent=1) if as_json else format_report(result))
 
 
+@main.command("ope-log")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--window", "window_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="seconds a click counts for its impression (default: STREAMREC_FEEDBACK_WINDOW_S)")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="seconds to read each topic to its end")
+def ope_log(out: Path, window_s: float | None, timeout: float) -> None:
+    """Write the workers' shown exploration decisions and their rewards to OUT, for `streamrec ope OUT`.
+
+    Joins the recommendations topic (each exploration slot's source, propensity and
+    arms) with the site's impressions and the clicks carrying the list's request_id.
+    """
+    from streams.ope_log import OpeLogError, write_ope_log
+
+    s = _settings()
+    if s.kafka_bootstrap_servers is None:
+        raise click.UsageError(
+            "no Kafka address configured: export STREAMREC_KAFKA_BOOTSTRAP_SERVERS (the line `streamrec up` "
+            "prints, or your own Kafka) so the recommendations, impressions and clicks topics can be read."
+        )
+    try:
+        counts = write_ope_log(s, out, window_s or s.feedback_window_s, timeout)
+    except OpeLogError as exc:
+        raise click.ClickException(str(exc)) from None
+    left = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items())
+                     if k not in ("decisions", "clicked") and n)
+    click.echo(f"wrote {counts['decisions']} shown exploration decisions ({counts['clicked']} clicked) to {out}"
+               + (f"; left out: {left}" if left else ""))
+
+
 @bench.command("bandit")
 @click.option("--rounds", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--items", type=click.IntRange(min=1), default=20, show_default=True)

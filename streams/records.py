@@ -117,11 +117,14 @@ class ImpressionEvent(Event, namespace="streamrec.ImpressionEvent"):
 
 
 class RecItem(faust.Record, serializer="json", namespace="streamrec.RecItem"):
-    """One recommended item with its score and the candidate source it came from."""
+    """One recommended item with its score, the candidate source it came from and the probability
+    it was chosen with; an exploration slot's item also names the sources (``arms``) chosen among."""
 
     item_id: str
     score: float
     source: str
+    propensity: float = 1.0
+    arms: list[str] = []
 
 
 class Recommendation(faust.Record, serializer="json", namespace="streamrec.Recommendation"):
@@ -136,6 +139,7 @@ class Recommendation(faust.Record, serializer="json", namespace="streamrec.Recom
     trigger_ts: float
     surface: str = "home"
     trigger_event_id: Optional[str] = None
+    bundles: dict[str, list[str]] = {}
 
 
 #: The record decoded from each input topic kind.

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streams.kafka_config import kafka_python_kwargs
+from streams.topic_reader import TopicReadError, read_to_end
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -70,43 +70,11 @@ def latest_per_user(records: Iterator[Any], counter: list[int] | None = None) ->
 
 def _read_topic(settings: Settings, topic: str, timeout_s: float, required: bool = True) -> Iterator[Any]:
     """Every record of ``topic`` up to its end; nothing when it does not exist and is not ``required``."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
     try:
-        consumer = KafkaConsumer(
-            **kafka_python_kwargs(settings, client_id=f"{settings.app_id}-redis-rebuild"),
-            enable_auto_commit=False,
-            group_id=None,
-        )
-    except KafkaError as exc:
-        raise RebuildError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions and not required:
-            return
-        if not partitions:
-            raise RebuildError(f"topic {topic!r} does not exist (STREAMREC_TOPIC_RECOMMENDATIONS); nothing to rebuild from")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if end[tp] > consumer.position(tp)}
-        deadline = time.monotonic() + timeout_s
-        quiet = 0  # some brokers report end offsets that trail the log: read on until a poll comes back empty
-        while remaining or quiet < 2:
-            if time.monotonic() > deadline:
-                raise RebuildError(f"reading {topic!r} did not reach its end within {timeout_s:.0f}s")
-            batch = consumer.poll(timeout_ms=500, max_records=10_000)
-            quiet = 0 if batch else quiet + 1
-            for tp, records in batch.items():
-                yield from records
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-            if not batch:
-                remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
-    finally:
-        consumer.close()
+        yield from read_to_end(settings, topic, timeout_s, required=required,
+                               setting="STREAMREC_TOPIC_RECOMMENDATIONS", purpose="redis-rebuild")
+    except TopicReadError as exc:
+        raise RebuildError(str(exc)) from None
 
 
 def rebuild_redis(

@@ -164,6 +164,38 @@ def test_an_impression_and_a_click_on_its_request_update_the_users_bandit_state(
     assert again.join.counts["duplicate_impressions"] == 1 and again.join.counts["late_clicks"] == 1
 
 
+def test_the_ope_log_holds_each_shown_exploration_decision_with_its_reward(loop: Loop, tmp_path: Path) -> None:
+    from streams.ope_command import run_ope
+    from streams.ope_log import write_ope_log
+
+    decisions = {}
+    for user, clicks in (("u-ope-click", True), ("u-ope-skip", False)):
+        ts = loop.click(user, loop.catalog[3]["item_id"])
+        rec = loop.rec(user, ts)
+        explored = [i for i in rec["items"] if i.get("arms")]
+        assert len(explored) == loop.settings.explore_slots, rec["items"]  # the exploration slot names its arms
+        item = explored[0]
+        assert item["source"] in item["arms"] and set(item["arms"]) <= set(SOURCES)
+        t_imp = loop.ts()
+        loop.send("impressions", {"request_id": rec["request_id"], "user_id": user,
+                                  "item_ids": [i["item_id"] for i in rec["items"]], "ts": t_imp})
+        if clicks:
+            loop.click(user, item["item_id"], request_id=rec["request_id"], ts=t_imp + 1.0)
+        decisions[rec["request_id"]] = (item, int(clicks))
+    loop.click("u-ope-later", loop.catalog[4]["item_id"], ts=loop.ts() + WINDOW_S + 1.0)  # both windows end
+    out = tmp_path / "ope.jsonl"
+    counts = write_ope_log(loop.settings, out, WINDOW_S, timeout_s=60)
+    lines = {x["request_id"]: x for x in map(json.loads, out.read_text().splitlines())}
+    for request_id, (item, reward) in decisions.items():
+        line = lines[request_id]
+        assert (line["item_id"], line["arm"], line["propensity"], line["arms"], line["reward"], line["policy"]) == (
+            item["item_id"], item["source"], item["propensity"], item["arms"], reward, "thompson")
+    assert counts["decisions"] == len(lines) >= 2 and counts["clicked"] >= 1
+    # The log is what `streamrec ope` reads.
+    result = run_ope(out, "uniform", 0.95, 0, 0)
+    assert result["decisions"] == len(lines) and len(result["estimates"]) == 2
+
+
 def test_a_bad_impression_goes_to_the_dlq_with_a_reason(loop: Loop, read_topic: Any) -> None:
     loop.send("impressions", {"request_id": "r-bad", "user_id": "u-bad", "item_ids": [], "ts": loop.ts()})
     deadline = time.monotonic() + 30

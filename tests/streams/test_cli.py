@@ -19,7 +19,8 @@ from streams.runtime import pid_alive
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-COMMANDS = [[], ["worker"], ["up"], ["topics"], ["topics", "create"], ["topics", "list"], ["produce"], ["recs"], ["demo"]]
+COMMANDS = [[], ["worker"], ["up"], ["topics"], ["topics", "create"], ["topics", "list"], ["produce"], ["recs"], ["demo"],
+            ["ope"], ["ope-log"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "main")
@@ -33,6 +34,13 @@ def test_commands_needing_addresses_say_how_to_get_them() -> None:
     result = CliRunner().invoke(main, ["recs", "someone"])
     assert result.exit_code == 2
     assert "streamrec up" in result.output and "STREAMREC_KAFKA_BOOTSTRAP_SERVERS" in result.output
+
+
+def test_ope_log_says_which_address_it_needs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["ope-log", str(tmp_path / "ope.jsonl")])
+    assert result.exit_code == 2
+    assert "STREAMREC_KAFKA_BOOTSTRAP_SERVERS" in result.output and "impressions" in result.output
+    assert not (tmp_path / "ope.jsonl").exists()
 
 
 def test_half_configured_addresses_are_refused() -> None:
