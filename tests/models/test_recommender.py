@@ -189,6 +189,25 @@ def test_a_fresh_item_gets_the_fresh_slot_until_informed() -> None:
     assert FRESH not in {x.source for x in items} and len(items) == 10  # the slot went back to MMR
 
 
+def test_a_new_user_gets_trending_items_an_exploration_slot_and_new_items() -> None:
+    from models.fresh_items import FreshItems
+    from models.slate import FRESH
+
+    idx, _ = _catalog()
+    rec = _slate_recommender(idx)  # trending: D00-D04
+    for i in range(5, 15):  # more trending items than the list holds: the exploration slot has a choice
+        rec.trending.learn_one(f"D{i:02d}", 1.0, 100.0)
+    rec.fresh = FreshItems(informed_after=2, max_age_s=1000.0)
+    rec.fresh.add("C07", ts=105.0)
+    (items,) = rec.recommend([("new", UserState(), 110.0)])
+    by_source = {x.source for x in items}
+    assert by_source == {"trending", FRESH}, items  # no history: what trends, plus the new item
+    assert [x.item_id for x in items if x.source == FRESH] == ["C07"]
+    explored = [x for x in items if x.arms]
+    assert len(explored) == 1 and explored[0].arms == ("trending",) and explored[0].source == "trending"
+    assert {f"D{i:02d}" for i in range(5)} <= {x.item_id for x in items if x.source == "trending"}
+
+
 def test_the_category_cap_holds_in_every_slot() -> None:
     idx, _ = _catalog()
     rec = _slate_recommender(idx, category_cap=3)
