@@ -124,11 +124,15 @@ def register(p: Pipeline) -> None:
             if fx.expired:
                 p.metrics.forgotten.labels("ttl").inc(fx.expired)
             fb = apply_feedback(states, impressions, [c for _, c in clicks], rec.user_bandit, searches)
+            for outcome, n in fb.outcomes.items():
+                if n > 0:
+                    p.metrics.feedback.labels(outcome).inc(n)
             shown = [(e, i) for e, i in fb.shown_by if i in rec.fresh]
             clicked = [(e, i) for e, i in fb.clicked_by if i in rec.fresh]
-            if fx.pairs or fx.counts or shown or clicked:
+            if fx.pairs or fx.counts or fx.bundle_pairs or shown or clicked:
                 delta = StatsDelta(fx.pairs, fx.counts, events=fx.events, pair_events=fx.pair_events,
-                                   count_events=fx.count_events).with_feedback(shown, clicked)
+                                   count_events=fx.count_events, bundle_pairs=fx.bundle_pairs,
+                                   bundle_events=fx.bundle_events).with_feedback(shown, clicked)
                 # Delivered before the users' states are written: a crash in between resends these
                 # increments when the events are processed again, and readers apply each event's once.
                 # (Written after the states, a crash in between would lose them: the events would

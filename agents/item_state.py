@@ -59,6 +59,7 @@ def apply_record(
             item_id = record.key.decode() if record.key else ""
             rec.index.delete(item_id)
             rec.covisitation.forget(item_id)
+            rec.together.forget(item_id)
             rec.trending.forget(item_id)
             rec.fresh.remove(item_id)
             return
@@ -76,6 +77,7 @@ def apply_record(
         if applied is not None:
             delta = applied.first_time(delta)
         rec.covisitation.learn_many(delta.pairs)
+        rec.together.learn_many(delta.bundle_pairs)
         for item_id, weight, ts in delta.counts:
             rec.trending.learn_one(item_id, weight, ts)
         for item_id, n in delta.shown:

@@ -229,6 +229,7 @@ class ProductRecommender:
             if live is self.live and rec.slate is not None and self.feedback:
                 self._publish(batch, lists)
         rec.covisitation.learn_many(fx.pairs)
+        rec.together.learn_many(fx.bundle_pairs)
         for item_id, weight, ts in fx.counts:
             rec.trending.learn_one(item_id, weight, ts)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from models.bundles import is_engagement
 from models.event_order import insert_latest, times_for
 from models.types import ItemId, Timestamp, Vector
 from models.vectors import decay, decode_vector, encode_vector, l2_normalize
@@ -85,6 +86,9 @@ class UserState:
     recent: list[ItemId] = field(default_factory=list)
     #: The latest ``max_bought`` items bought, by the time of their latest purchase (``bought_ts``).
     bought: list[ItemId] = field(default_factory=list)
+    #: The latest ``max_recent`` items engaged with (clicked, added to the cart or bought: not
+    #: just viewed), by the time of their latest engagement (``engaged_ts``); bundles pair these.
+    engaged: list[ItemId] = field(default_factory=list)
     session_id: str | None = None
     last_ts: Timestamp = 0.0
     n_events: int = 0
@@ -102,10 +106,11 @@ class UserState:
     recent_ts: list[Timestamp] = field(default_factory=list)
     bought_ts: list[Timestamp] = field(default_factory=list)
     seen_ts: tuple[Timestamp, ...] = ()
+    engaged_ts: list[Timestamp] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # States stored before the times existed: their lists in stored order, ending at last_ts.
-        for name in ("recent", "bought", "seen"):
+        for name in ("recent", "bought", "seen", "engaged"):
             if len(getattr(self, name + "_ts")) != len(getattr(self, name)):
                 times = times_for(len(getattr(self, name)), self.last_ts)
                 object.__setattr__(self, name + "_ts", tuple(times) if name == "seen" else times)
@@ -128,6 +133,8 @@ class UserState:
             "recent_ts": self.recent_ts,
             "bought_ts": self.bought_ts,
             "seen_ts": list(self.seen_ts),
+            "engaged": self.engaged,
+            "engaged_ts": self.engaged_ts,
         }
 
     def to_bytes(self) -> bytes:
@@ -160,6 +167,7 @@ class UserState:
                 "bt": self.bought_ts,
                 "le": self.last_event_id,
                 **({"b": self.bandit} if self.bandit else {}),
+                **({"en": self.engaged, "et": self.engaged_ts} if self.engaged else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -206,6 +214,8 @@ class UserState:
             recent_ts=[float(t) for t in h.get("rt", ())],
             bought_ts=[float(t) for t in h.get("bt", ())],
             seen_ts=seen_ts,
+            engaged=list(h.get("en", ())),  # states written before the field existed have none
+            engaged_ts=[float(t) for t in h.get("et", ())],
             **means,
         )
 
@@ -230,6 +240,8 @@ class UserState:
             recent_ts=[float(t) for t in d.get("recent_ts") or ()],
             bought_ts=[float(t) for t in d.get("bought_ts") or ()],
             seen_ts=tuple(float(t) for t in d.get("seen_ts") or ()),
+            engaged=list(d.get("engaged") or []),
+            engaged_ts=[float(t) for t in d.get("engaged_ts") or ()],
         )
 
 
@@ -287,6 +299,9 @@ class InterestLearner:
         bought, bought_ts = state.bought, state.bought_ts
         if kind == "purchase":
             bought, bought_ts = insert_latest(bought, bought_ts, item_id, ts, self.max_bought)
+        engaged, engaged_ts = state.engaged, state.engaged_ts
+        if is_engagement(kind):
+            engaged, engaged_ts = insert_latest(engaged, engaged_ts, item_id, ts, self.max_recent)
         return replace(
             state,
             long=long,
@@ -295,6 +310,8 @@ class InterestLearner:
             recent_ts=recent_ts,
             bought=bought,
             bought_ts=bought_ts,
+            engaged=engaged,
+            engaged_ts=engaged_ts,
             session_id=_session(state, session_id, ts),
             last_ts=max(state.last_ts, ts),
             n_events=state.n_events + 1,

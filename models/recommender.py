@@ -25,6 +25,7 @@ import numpy as np
 
 from models.bandit import CONTEXTUAL, DEFAULT_POLICY, Policy, user_context
 from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
+from models.bundles import Bundles
 from models.covisitation import CoVisitation
 from models.fresh_items import FreshItems
 from models.interest import InterestLearner, UserState
@@ -77,8 +78,8 @@ class Recommender:
     statistics are handed to the scorer too. ``slate`` turns on the slate builder
     (see the module docstring); ``bandit_policy`` names every user's exploration
     policy, ``fresh`` holds the new items' statistics (every worker's copy is fed
-    from the item-stats topic) and ``bundle_size`` is how many items
-    :meth:`bundles` gives per item.
+    from the item-stats topic), ``together`` holds the "frequently bought together" counts
+    (fed from the same topic) and ``bundle_size`` is how many items :meth:`bundles` gives per item.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class Recommender:
         feedback_window_s: float = 1800.0,
         fresh: FreshItems | None = None,
         bundle_size: int = 3,
+        together: Bundles | None = None,
     ) -> None:
         self.index = index
         self.covisitation = covisitation
@@ -111,6 +113,7 @@ class Recommender:
         self.feedback_window_s = feedback_window_s
         self.fresh = fresh if fresh is not None else FreshItems()
         self.bundle_size = bundle_size
+        self.together = together if together is not None else Bundles()
         self._slates = SlateBuilder(slate, SOURCES) if slate is not None else None
 
     @property
@@ -132,14 +135,10 @@ class Recommender:
         return user_context(state.n_events, c_short, c_query)
 
     def bundles(self, item_ids: Sequence[ItemId]) -> dict[ItemId, list[ItemId]]:
-        """"Frequently bought together": each item's strongest co-visitation neighbours (items
-        interacted with by the same users close together, every kind alike), for the items that have any."""
-        out: dict[ItemId, list[ItemId]] = {}
-        for item_id in dict.fromkeys(item_ids):
-            nbrs = [i for i, _ in self.covisitation.neighbors(item_id, self.bundle_size)]
-            if nbrs:
-                out[item_id] = nbrs
-        return out
+        """"Frequently bought together": each item's strongest partners in :attr:`together`
+        (clicked or bought by the same users, purchases counting most) that are still in the
+        catalog, for the items that have any (see :mod:`models.bundles`)."""
+        return self.together.of(item_ids, self.bundle_size, keep=self.index.__contains__)
 
     @property
     def model_version(self) -> str:

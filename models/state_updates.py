@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from models.bundles import bundle_pairs
 from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
@@ -45,11 +46,14 @@ class BatchEffects:
 
     pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
+    #: "Frequently bought together" pairs (:func:`models.bundles.bundle_pairs`).
+    bundle_pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     #: The interactions (``user_id/event_id``) behind them, and the index there of each pair's
     #: and each count's event (item-stats readers apply an event's increments once).
     events: list[str] = field(default_factory=list)
     pair_events: list[int] = field(default_factory=list)
     count_events: list[int] = field(default_factory=list)
+    bundle_events: list[int] = field(default_factory=list)
     #: Per touched user: (timestamp, event_id) of the newest event its state now holds -- the
     #: batch's newest, or an earlier batch's when all of this batch's events were late.
     triggers: dict[UserId, tuple[Timestamp, str]] = field(default_factory=dict)
@@ -116,14 +120,17 @@ def apply_events(
         newest_ts = state.last_ts
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
-            before = state.recent if not state.recent_ts or state.recent_ts[-1] <= c.ts else [
-                i for i, t in zip(state.recent, state.recent_ts, strict=True) if t <= c.ts
-            ]  # a late event pairs with the items before it in event time
+            # a late event pairs with the items before it in event time
+            before = _before(state.recent, state.recent_ts, c.ts)
             pairs = covisit_pairs(before, c.item_id, covisit_window, covisit_decay)
+            bought = set(_before(state.bought, state.bought_ts, c.ts)) if c.kind == "purchase" else set()
+            together = bundle_pairs(_before(state.engaged, state.engaged_ts, c.ts), bought, c.item_id, c.kind)
             n = len(fx.events)
             fx.events.append(f"{user_id}/{event_id}")
             fx.pairs.extend(pairs)
             fx.pair_events.extend([n] * len(pairs))
+            fx.bundle_pairs.extend(together)
+            fx.bundle_events.extend([n] * len(together))
             fx.counts.append((c.item_id, learner.kind_weights[c.kind], c.ts))
             fx.count_events.append(n)
             state = learner.learn_interaction(state, c.item_id, index.vector(c.item_id), c.kind, c.ts, c.session_id)
@@ -144,6 +151,13 @@ def apply_events(
             fx.triggers[user_id] = (state.last_ts, state.last_event_id)
             fx.late.add(user_id)
     return fx
+
+
+def _before(items: list[ItemId], times: list[Timestamp], ts: Timestamp) -> list[ItemId]:
+    """The entries of an event-time-ordered list at or before ``ts``."""
+    if not times or times[-1] <= ts:
+        return items
+    return [i for i, t in zip(items, times, strict=True) if t <= ts]
 
 
 class Impression(Protocol):
@@ -168,6 +182,9 @@ class FeedbackEffects:
     clicked_by: list[tuple[str, ItemId]] = field(default_factory=list)
     rewards: int = 0
     impressions: int = 0
+    #: How the batch's feedback resolved, by :data:`models.feedback.COUNTERS` name (rewards of 1
+    #: and 0, duplicate, late, early and orphan clicks, ...): the change in the users' join counts.
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 def apply_feedback(
@@ -194,6 +211,8 @@ def apply_feedback(
     >>> fx = apply_feedback(states, [I(), I()], [C()], lambda u, s: UserBandit.from_json(s.bandit, "thompson"))
     >>> fx.shown, fx.clicked, fx.impressions
     ({'a': 1, 'b': 1}, {'b': 1}, 1)
+    >>> fx.outcomes
+    {'impressions': 1, 'rewards_1': 1, 'duplicate_impressions': 1}
     >>> fx.clicked_by
     [('u/reward/r1/b', 'b')]
     """
@@ -204,6 +223,7 @@ def apply_feedback(
     timeline.sort(key=lambda t: (t[0], t[1]))
     feedback_users = {i.user_id for i in impressions} | {c.user_id for c in interactions if _request_id(c)}
     bandits: dict[UserId, UserBandit] = {}
+    counts_before: dict[UserId, dict[str, int]] = {}
     for ts, kind, ev in timeline:
         user_id: UserId = ev.user_id  # type: ignore[attr-defined]
         if user_id not in feedback_users and not states.get(user_id, UserState()).bandit:
@@ -211,6 +231,7 @@ def apply_feedback(
         b = bandits.get(user_id)
         if b is None:
             b = bandits[user_id] = bandit_of(user_id, states.get(user_id) or UserState())
+            counts_before[user_id] = dict(b.join.counts)
         if kind == 0:
             imp: Impression = ev  # type: ignore[assignment]
             rewards, new = b.impression(imp.request_id, imp.item_ids, ts)
@@ -230,6 +251,10 @@ def apply_feedback(
                 fx.clicked_by.append((f"{user_id}/reward/{r.request_id}/{r.item_id}", r.item_id))
     for user_id, b in bandits.items():
         states[user_id] = replace(states.get(user_id) or UserState(), bandit=b.to_json())
+        before = counts_before[user_id]
+        for name, n in b.join.counts.items():
+            if n != before.get(name, 0):
+                fx.outcomes[name] = fx.outcomes.get(name, 0) + n - before.get(name, 0)
     return fx
 
 

@@ -3,7 +3,7 @@
 - ``streamrec.item-vectors`` (compacted, keyed by item_id): :class:`ItemVector`; a
   tombstone (null value) deletes the item.
 - ``streamrec.item-stats``: :class:`StatsDelta`, one per processed click batch, the
-  co-visitation and trending increments every worker applies, and the impressions
+  co-visitation, bundle and trending increments every worker applies, and the impressions
   and clicks (rewards of 1) of shown items, which feed every worker's new-item statistics.
   Each pair, count, impression and click names the event it came from, so that a reader
   applies an event's increments once even when a worker that crashed sends them again
@@ -74,19 +74,21 @@ class ItemVector:
 
 @dataclass(frozen=True)
 class StatsDelta:
-    """Co-visitation pairs (a, b, weight), trending counts (item, weight, ts), and
-    impressions and clicks on shown items (item, n); deltas written before the last two
-    existed have none."""
+    """Co-visitation pairs (a, b, weight), trending counts (item, weight, ts),
+    impressions and clicks on shown items (item, n), and "frequently bought together"
+    pairs (a, b, weight); deltas written before the last three existed have none."""
 
     pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     counts: list[tuple[ItemId, float, Timestamp]] = field(default_factory=list)
     shown: list[tuple[ItemId, int]] = field(default_factory=list)
     clicked: list[tuple[ItemId, int]] = field(default_factory=list)
+    bundle_pairs: list[tuple[ItemId, ItemId, float]] = field(default_factory=list)
     #: The events (``user_id/event_id``) whose increments these are, and for each pair and
     #: each count the index of its event here; empty in deltas written before they existed.
     events: list[str] = field(default_factory=list)
     pair_events: list[int] = field(default_factory=list)
     count_events: list[int] = field(default_factory=list)
+    bundle_events: list[int] = field(default_factory=list)
     #: For each entry of ``shown`` and ``clicked`` (then one per event and item, n = 1), the
     #: index of its event; empty in deltas written before they existed (entries then per item).
     shown_events: list[int] = field(default_factory=list)
@@ -119,6 +121,8 @@ class StatsDelta:
             d.update(events=self.events, pe=self.pair_events, ce=self.count_events)
         if self.shown_events or self.clicked_events:
             d.update(se=self.shown_events, cle=self.clicked_events)
+        if self.bundle_pairs:
+            d.update(bundles=self.bundle_pairs, be=self.bundle_events)
         return json.dumps(d).encode()
 
     def without_events(self, seen: set[int]) -> StatsDelta:
@@ -137,8 +141,10 @@ class StatsDelta:
         counts, count_events = keep(self.counts, self.count_events)
         shown, shown_events = keep(self.shown, self.shown_events)
         clicked, clicked_events = keep(self.clicked, self.clicked_events)
+        together, bundle_events = keep(self.bundle_pairs, self.bundle_events)
         return replace(self, pairs=pairs, pair_events=pair_events, counts=counts, count_events=count_events,
-                       shown=shown, shown_events=shown_events, clicked=clicked, clicked_events=clicked_events)
+                       shown=shown, shown_events=shown_events, clicked=clicked, clicked_events=clicked_events,
+                       bundle_pairs=together, bundle_events=bundle_events)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> StatsDelta:
@@ -153,6 +159,8 @@ class StatsDelta:
             count_events=[int(i) for i in d.get("ce", [])],
             shown_events=[int(i) for i in d.get("se", [])],
             clicked_events=[int(i) for i in d.get("cle", [])],
+            bundle_pairs=[(str(a), str(b), float(w)) for a, b, w in d.get("bundles", [])],
+            bundle_events=[int(i) for i in d.get("be", [])],
         )
 
 

@@ -147,6 +147,13 @@ class Metrics:
             "Valid events that changed no state: reason duplicate (redelivered event_id) or rate_limited",
             ["reason"], registry=r,
         )
+        self.feedback = Counter(
+            "streamrec_feedback_events",
+            "How impressions and clicks on published lists resolved in the reward join: outcome impressions, "
+            "rewards_1, rewards_0, duplicate_impressions, duplicate_clicks, late_clicks, early_clicks, "
+            "orphan_clicks, clicks_not_shown",
+            ["outcome"], registry=r,
+        )
         self.forgotten = Counter(
             "streamrec_users_forgotten", "User states erased: reason forget (a request) or ttl (expired)",
             ["reason"], registry=r,

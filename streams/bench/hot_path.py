@@ -89,6 +89,7 @@ def replay(rec: Recommender, raw: Sequence[bytes], batch: int, profiler: cProfil
                 recommendation_payload(u, fx.triggers[u], items, rec.model_version)
         with stage("item-side state"):
             rec.covisitation.learn_many(fx.pairs)
+            rec.together.learn_many(fx.bundle_pairs)
             for item_id, weight, ts in fx.counts:
                 rec.trending.learn_one(item_id, weight, ts)
     return seconds

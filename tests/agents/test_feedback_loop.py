@@ -58,6 +58,21 @@ class Loop:
         self.send("clicks", event)
         return ts
 
+    def feedback_metrics(self) -> dict[str, float]:
+        """The worker's ``streamrec_feedback_events_total`` by outcome."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.worker.base_url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        return {
+            s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "streamrec_feedback_events_total"
+        }
+
     def rec(self, user: str, min_ts: float) -> dict[str, Any]:
         from tests.conftest import wait_for_rec
 
@@ -162,6 +177,12 @@ def test_an_impression_and_a_click_on_its_request_update_the_users_bandit_state(
     again = loop.bandit(user, read_topic)
     assert again.arm_posteriors() == alpha_beta
     assert again.join.counts["duplicate_impressions"] == 1 and again.join.counts["late_clicks"] == 1
+
+    # SREs see the same outcomes on /metrics (other tests' users may add to them).
+    outcomes = loop.feedback_metrics()
+    assert outcomes["rewards_1"] >= 1 and outcomes["rewards_0"] >= len(shown) - 1
+    assert outcomes["duplicate_impressions"] >= 1 and outcomes["late_clicks"] >= 1
+    assert outcomes["impressions"] >= 1
 
 
 def test_the_ope_log_holds_each_shown_exploration_decision_with_its_reward(loop: Loop, tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -67,8 +69,6 @@ def test_purchases_are_remembered_and_recent_is_bounded() -> None:
 
 
 def test_state_round_trips_through_json_dict() -> None:
-    import json
-
     learner = InterestLearner()
     s = learner.learn_interaction(UserState(), "a", A, "click", ts=5.0, session_id="s1")
     s = learner.learn_query(s, B, ts=6.0)
@@ -84,9 +84,12 @@ def test_state_round_trips_bit_exactly_through_bytes() -> None:
     rng = np.random.default_rng(3)
     s = UserState()
     for i in range(5):
-        s = learner.learn_interaction(s, f"i{i}", rng.normal(size=8).astype(np.float32), "click", ts=float(i), session_id="s")
+        kind = ("view", "click", "purchase")[i % 3]
+        s = learner.learn_interaction(s, f"i{i}", rng.normal(size=8).astype(np.float32), kind, ts=float(i), session_id="s")
     s = learner.learn_query(s, rng.normal(size=8).astype(np.float32), ts=9.0)
     back = UserState.from_bytes(s.to_bytes())
+    assert (back.engaged, back.engaged_ts) == (s.engaged, s.engaged_ts) == (["i1", "i2", "i4"], [1.0, 2.0, 4.0])
+    assert UserState.from_dict(json.loads(json.dumps(s.to_dict()))).engaged == s.engaged
     for name in ("long", "short", "query"):
         assert getattr(back, name).total.tobytes() == getattr(s, name).total.tobytes()
         assert getattr(back, name).weight == getattr(s, name).weight

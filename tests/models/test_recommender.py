@@ -216,10 +216,12 @@ def test_the_category_cap_holds_in_every_slot() -> None:
     assert max(cats.count(c) for c in set(cats)) == 3
 
 
-def test_bundles_are_the_strongest_co_visitation_neighbours() -> None:
+def test_bundles_are_the_strongest_partners_still_in_the_catalog() -> None:
     idx, _ = _catalog()
     rec = _slate_recommender(idx)
-    rec.covisitation.learn_many([("A00", "A01", 8.0), ("A00", "A02", 1.0), ("A00", "A03", 4.0)])
+    rec.covisitation.learn_many([("A00", "A04", 50.0)])  # browsing next to each other makes no bundle
+    rec.together.learn_many([("A00", "A01", 8.0), ("A00", "A02", 1.0), ("A00", "A03", 4.0), ("A00", "A05", 9.0)])
+    idx.delete("A05")
     rec.bundle_size = 2
     assert rec.bundles(["A00", "B00", "A00"]) == {"A00": ["A01", "A03"]}
 

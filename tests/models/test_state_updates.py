@@ -49,6 +49,7 @@ def test_any_arrival_order_gives_the_in_order_state(seed: int) -> None:
 
     assert (shuffled.recent, shuffled.recent_ts) == (in_order.recent, in_order.recent_ts)
     assert (shuffled.bought, shuffled.bought_ts) == (in_order.bought, in_order.bought_ts)
+    assert (shuffled.engaged, shuffled.engaged_ts) == (in_order.engaged, in_order.engaged_ts)
     assert (shuffled.session_id, shuffled.last_ts) == (in_order.session_id, in_order.last_ts)
     assert (shuffled.seen, shuffled.seen_ts) == (in_order.seen, in_order.seen_ts)
     assert len(in_order.recent) == 6 and len(in_order.bought) == 3 and len(in_order.seen) == 16
