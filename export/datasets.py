@@ -34,11 +34,12 @@ class Interaction:
 
 @dataclass
 class Dataset:
-    """A named interaction log sorted by ``ts`` (stable), plus optional item texts."""
+    """A named interaction log sorted by ``ts`` (stable), plus optional item texts and categories."""
 
     name: str
     interactions: list[Interaction]
     item_text: dict[str, str] = field(default_factory=dict)
+    item_category: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.interactions = sorted(self.interactions, key=lambda i: i.ts)  # sorted() is stable
@@ -97,7 +98,8 @@ def _float(value: str, path: Path, line: int, what: str) -> float:
 def read_movielens(path: Path) -> Dataset:
     """MovieLens in RecBole atomic format (``<dir>/ml-100k.inter`` and optional ``ml-100k.item``).
 
-    Every rating is one interaction; the item text is ``"Title (year). Genres: ..."``.
+    Every rating is one interaction; the item text is ``"Title (year). Genres: ..."`` and
+    the item's category its first listed genre.
     """
     path = Path(path)
     inter = path / "ml-100k.inter"
@@ -107,6 +109,7 @@ def read_movielens(path: Path) -> Dataset:
             raise ValueError(f"{inter}:{n}: empty user_id or item_id")
         events.append(Interaction(row["user_id"], row["item_id"], _float(row["timestamp"], inter, n, "timestamp")))
     texts: dict[str, str] = {}
+    categories: dict[str, str] = {}
     item_file = path / "ml-100k.item"
     if item_file.is_file():
         for _, row in _atomic_rows(item_file, ("item_id", "movie_title")):
@@ -115,7 +118,9 @@ def read_movielens(path: Path) -> Dataset:
             text = f"{title} ({year})" if year else title
             genres = row.get("class", "").strip()
             texts[row["item_id"]] = f"{text}. Genres: {genres}" if genres else text
-    return Dataset(path.name, events, texts)
+            if genres:
+                categories[row["item_id"]] = genres.split()[0]
+    return Dataset(path.name, events, texts, categories)
 
 
 def read_diginetica(path: Path) -> Dataset:
@@ -160,12 +165,14 @@ def read_diginetica(path: Path) -> Dataset:
 
 def read_jsonl(path: Path) -> Dataset:
     """The project's ClickEvent JSON lines; lines with ``item_id`` and ``title`` but no
-    ``user_id`` are catalog items whose title becomes the item text."""
+    ``user_id`` are catalog items whose title becomes the item text (and ``category``,
+    if any, the item's category)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
     events: list[Interaction] = []
     texts: dict[str, str] = {}
+    categories: dict[str, str] = {}
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -178,6 +185,8 @@ def read_jsonl(path: Path) -> Dataset:
                 raise ValueError(f"{path}:{n}: expected a JSON object")  # noqa: TRY004 - malformed input
             if "user_id" not in obj and "title" in obj and "item_id" in obj:
                 texts[str(obj["item_id"])] = str(obj["title"])
+                if obj.get("category"):
+                    categories[str(obj["item_id"])] = str(obj["category"])
                 continue
             missing = [k for k in ("user_id", "item_id", "kind", "ts") if obj.get(k) in (None, "")]
             if missing:
@@ -188,4 +197,4 @@ def read_jsonl(path: Path) -> Dataset:
                 raise ValueError(f"{path}:{n}: ts must be a number (got {obj['ts']!r})")  # noqa: TRY004
             ts = _float(str(obj["ts"]), path, n, "ts")
             events.append(Interaction(str(obj["user_id"]), str(obj["item_id"]), ts, str(obj["kind"])))
-    return Dataset(path.stem, events, texts)
+    return Dataset(path.stem, events, texts, categories)

@@ -114,7 +114,8 @@ class ProductRecommender:
     worker; without, the policies keep their prior (as a worker that gets no impressions).
 
     ``item_vectors`` fills the item index (inserted in an order shuffled by ``seed``,
-    so the ranker's last tie-break, the item row, is a fixed random order). Items
+    so the ranker's last tie-break, the item row, is a fixed random order), with their
+    ``categories`` (what the category cap reads; none: uncategorised). Items
     met in the stream without a vector get a zero vector: only co-visitation and
     trending can find them. ``history_size`` items per user are remembered and
     excluded from their lists (what they bought always is).
@@ -125,6 +126,7 @@ class ProductRecommender:
         item_vectors: Mapping[ItemId, Vector],
         dim: int | None = None,
         *,
+        categories: Mapping[ItemId, str] | None = None,
         seed: int = 0,
         name: str = "product",
         k: int = 10,
@@ -147,8 +149,9 @@ class ProductRecommender:
             dim = int(np.asarray(item_vectors[ids[0]]).shape[0])
         random.Random(seed).shuffle(ids)
         index = ItemIndex(dim, capacity=max(1024, len(ids)))
+        categories = categories or {}
         for item_id in ids:
-            index.upsert(item_id, np.asarray(item_vectors[item_id], np.float32))
+            index.upsert(item_id, np.asarray(item_vectors[item_id], np.float32), categories.get(item_id, ""))
         self.name = name
         self.dim = dim
         self.recommender = Recommender(
@@ -180,7 +183,7 @@ class ProductRecommender:
     def for_dataset(
         cls, dataset: Dataset, embedder: ItemEmbedder | None = None, zero_dim: int = 8, **kwargs: object
     ) -> ProductRecommender:
-        """An adapter whose index holds every item of ``dataset``.
+        """An adapter whose index holds every item of ``dataset``, with its category.
 
         With item texts and an ``embedder``, all texts are embedded in one batched
         call, each as the catalog agent embeds an item with that text as its title
@@ -197,7 +200,7 @@ class ProductRecommender:
             vectors, dim = {}, zero_dim
         zero = np.zeros(dim, np.float32)
         vectors.update({i: zero for i in items if i not in vectors})
-        return cls(vectors, dim, **kwargs)  # type: ignore[arg-type]
+        return cls(vectors, dim, categories=dataset.item_category, **kwargs)  # type: ignore[arg-type]
 
     def learn_one(self, ev: InteractionLike) -> None:
         """Queue one event for the current micro-batch."""

@@ -308,10 +308,13 @@ def worker_ranker_dir(bundle: Bundle, root: Path) -> Path:
 
 
 def publish_catalog(settings: Settings, dataset: Dataset) -> None:
-    """Every item of ``dataset`` to the catalog topic (its text as the title; none: behaviour-only)."""
+    """Every item of ``dataset`` to the catalog topic (its text as the title, none: behaviour-only;
+    its category, if any)."""
     producer = create_producer(settings, linger_ms=20)
     for item_id in dataset.item_ids():
         item = {"item_id": item_id, "title": dataset.item_text.get(item_id, "")}
+        if item_id in dataset.item_category:
+            item["category"] = dataset.item_category[item_id]
         producer.send(settings.topic_catalog, key=item_id.encode(), value=json.dumps(item).encode())
     producer.flush()
     producer.close()

@@ -41,6 +41,7 @@ def test_movielens_order_ties_and_text(tmp_path: Path) -> None:
         ("2", "11", 100.0), ("3", "10", 150.0), ("1", "10", 200.0), ("1", "12", 200.0)
     ]  # equal timestamps keep file order
     assert ds.item_text == {"10": "Toy Story (1995). Genres: Animation Children's Comedy", "11": "Heat"}
+    assert ds.item_category == {"10": "Animation"}  # the first genre; none without genres
     assert all(i.kind == "click" for i in ds.interactions)
     assert ds.item_ids() == ["10", "11", "12"]
 
@@ -94,7 +95,7 @@ def test_diginetica_errors(tmp_path: Path) -> None:
 
 def test_jsonl_events_and_catalog(tmp_path: Path) -> None:
     lines = [
-        {"item_id": "p1", "title": "Pulse Buds"},
+        {"item_id": "p1", "title": "Pulse Buds", "category": "audio"},
         {"event_id": "e2", "user_id": "u", "item_id": "p2", "kind": "purchase", "ts": 20.5},
         {"event_id": "e1", "user_id": "u", "item_id": "p1", "kind": "view", "ts": 10},
     ]
@@ -103,6 +104,7 @@ def test_jsonl_events_and_catalog(tmp_path: Path) -> None:
     assert ds.name == "events"
     assert ds.interactions == [Interaction("u", "p1", 10.0, "view"), Interaction("u", "p2", 20.5, "purchase")]
     assert ds.item_text == {"p1": "Pulse Buds"}
+    assert ds.item_category == {"p1": "audio"}
 
 
 @pytest.mark.parametrize(

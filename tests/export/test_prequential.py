@@ -158,7 +158,8 @@ def test_product_adapter_in_the_loop() -> None:
 
 def test_for_dataset_embeds_items_as_the_catalog_agent_does(model_dir: Path) -> None:
     """In-process vectors are the worker's: a dataset text is embedded as the catalog agent
-    embeds an item with that title, and an item without text is behaviour-only (zero)."""
+    embeds an item with that title, and an item without text is behaviour-only (zero); the
+    dataset's categories are the index's."""
     from agents.catalog import embed_items
     from streams.model_loading import load_embedder
     from streams.records import ItemEvent
@@ -166,8 +167,10 @@ def test_for_dataset_embeds_items_as_the_catalog_agent_does(model_dir: Path) -> 
 
     settings = Settings(model_dir=model_dir)
     embedder = load_embedder(settings)
-    ds = Dataset("shop", [Interaction("u1", "a", 1.0), Interaction("u1", "b", 2.0)], {"a": "wireless earbuds"})
+    ds = Dataset("shop", [Interaction("u1", "a", 1.0), Interaction("u1", "b", 2.0)], {"a": "wireless earbuds"},
+                 {"a": "audio"})
     index = ProductRecommender.for_dataset(ds, embedder).recommender.index
+    assert (index.category("a"), index.category("b")) == ("audio", "")  # what the category cap reads
     worker = SimpleNamespace(embedder=embedder, settings=settings, metrics=None)
     served = embed_items(worker, [ItemEvent(item_id="a", title="wireless earbuds"), ItemEvent(item_id="b")])  # type: ignore[arg-type]
     for item, vector in zip(("a", "b"), served, strict=True):
