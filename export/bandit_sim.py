@@ -39,6 +39,8 @@ DEFAULT_POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
     "epsilon_greedy": ("epsilon_greedy", {"epsilon": 0.1}),
     "greedy": ("epsilon_greedy", {"epsilon": 0.0}),
     "random": ("random", {}),
+    # The simulated items carry no context: LinUCB sees the intercept alone (a ridge UCB per arm).
+    "linucb": ("linucb", {}),
 }
 
 
