@@ -65,23 +65,22 @@ class ItemEmbedder:
     def embed_items(self, texts: Sequence[str], images: Sequence[NDArray[np.uint8] | None]) -> Matrix:
         """Fused vectors for a batch of items; ``images[i]`` is None for a text-only item.
 
-        An item with neither text nor image gets a zero vector (behaviour-only).
+        An item without text has a zero text part: with an image it is its image alone,
+        with neither it gets a zero vector (behaviour-only).
         """
         if len(texts) != len(images):
             raise ValueError("texts and images must have the same length")
         out = np.zeros((len(texts), self.dim), np.float32)
-        if not texts:
-            return out
-        t = self.text.encode(list(texts))
+        with_text = [i for i, t in enumerate(texts) if t.strip()]
+        if with_text:
+            out[with_text, : self.text.dim] = self.text.encode([texts[i] for i in with_text])
         with_image = [i for i, img in enumerate(images) if img is not None]
         a = self.image_weight if (self.image is not None and with_image) else 0.0
-        out[:, : self.text.dim] = t
         if a > 0 and self.image is not None:
             feats = self.image.encode([images[i] for i in with_image])  # type: ignore[misc]
             projected = l2_normalize(feats @ self._projection)
             out[with_image, : self.text.dim] *= np.sqrt(1.0 - a)
             out[with_image, self.text.dim :] = np.sqrt(a) * projected
-        out[[i for i, (t, img) in enumerate(zip(texts, images)) if not t.strip() and img is None]] = 0.0
         return l2_normalize(out)
 
     def embed_queries(self, queries: Sequence[str]) -> Matrix:
