@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 
-from models.covisitation import CoVisitation, Pair
+from models.covisitation import CoVisitation, Pair, covisit_pairs
 from models.types import ItemId
 
 #: Kinds that are not engagements: they never pair items into a bundle.
@@ -54,12 +54,13 @@ def bundle_pairs(
     """
     if not is_engagement(kind):
         return []
-    pairs: list[Pair] = []
-    for other in reversed([i for i in engaged_before if i != item_id][-window:]):
-        w = purchase_weight if kind == "purchase" and other in bought_before else click_weight
-        pairs.append((other, item_id, w))
-        pairs.append((item_id, other, w))
-    return pairs
+    pairs = covisit_pairs(engaged_before, item_id, window)  # the same window, every pair weighing 1
+
+    def weight(a: ItemId, b: ItemId) -> float:
+        other = a if b == item_id else b
+        return purchase_weight if kind == "purchase" and other in bought_before else click_weight
+
+    return [(a, b, weight(a, b)) for a, b, _ in pairs]
 
 
 class Bundles:
