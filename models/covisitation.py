@@ -21,6 +21,7 @@ were never seen next to the user's items themselves but next to their neighbours
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -89,6 +90,8 @@ class CoVisitation:
         self._ids: list[ItemId] = []
         self._nbrs: list[dict[int, float]] = []
         self._arrays: dict[int, tuple[IntArray, FloatArray]] = {}
+        self._ties: list[int] = []  # per row: the tie-break rank (a hash of the item id)
+        self._tie_array: IntArray = np.zeros(0, np.int64)
 
     def __len__(self) -> int:
         return sum(1 for n in self._nbrs if n)
@@ -98,12 +101,21 @@ class CoVisitation:
         if r is None:
             r = self._rows[item_id] = len(self._ids)
             self._ids.append(item_id)
+            self._ties.append(zlib.crc32(item_id.encode("utf-8")) & _TIE_MASK)
             self._nbrs.append({})
         return r
 
     def learn_one(self, a: ItemId, b: ItemId, w: float = 1.0) -> None:
-        """Add weight to the directed pair a -> b."""
+        """Add weight to the directed pair a -> b.
+
+        A negative weight takes weight back (a late event's correction, see
+        :mod:`models.pair_history`); a pair left with none is dropped, and weight is never
+        taken from a pair that is not held (pruned or forgotten).
+        """
         if a == b:
+            return
+        if w < 0:
+            self._take_back(a, b, -w)
             return
         ra, rb = self._row(a), self._row(b)
         nbrs = self._nbrs[ra]
@@ -112,6 +124,18 @@ class CoVisitation:
         if len(nbrs) > 2 * self.max_neighbors:
             keep = sorted(nbrs.items(), key=lambda kv: (-kv[1], self._ids[kv[0]]))[: self.max_neighbors]
             self._nbrs[ra] = dict(keep)
+
+    def _take_back(self, a: ItemId, b: ItemId, w: float) -> None:
+        ra, rb = self._rows.get(a), self._rows.get(b)
+        if ra is None or rb is None or rb not in self._nbrs[ra]:
+            return
+        nbrs = self._nbrs[ra]
+        left = nbrs[rb] - w
+        if left > 1e-9:
+            nbrs[rb] = left
+        else:
+            del nbrs[rb]
+        self._arrays.pop(ra, None)
 
     def learn_many(self, pairs: Iterable[Pair]) -> None:
         """Add a batch of (a, b, w) pairs."""
@@ -182,7 +206,8 @@ class CoVisitation:
         Second hop: the user's best ``expand`` first-hop candidates spread their own
         neighbour weights, in proportion to their first-hop score; that sum, divided by
         its best, is scaled by ``expand_weight`` and added. A user's own items (all of
-        ``recent``) are never candidates. Ties go to the item first seen by this model.
+        ``recent``) are never candidates. Ties go by a hash of the item id, so every worker
+        picks the same items whatever order it learnt the pairs in.
         """
         hist_user: list[int] = []
         hist_row: list[int] = []
@@ -216,7 +241,7 @@ class CoVisitation:
             np.array(hist_user, np.int64), np.array(hist_row, np.int64), np.array(hist_weight, np.float64)
         )
         if self.expand > 0 and self.expand_weight > 0 and score.shape[0]:
-            seeds = _best_per_user(user, score, self.expand)
+            seeds = _best_per_user(user, score, self.expand, self._tie_of(row))
             u2, r2, s2 = spread_not_own(user[seeds], row[seeds], score[seeds])
             if s2.shape[0]:
                 keys, score = _sum_by_key(
@@ -225,9 +250,16 @@ class CoVisitation:
                     len(recents) * n,
                 )
                 user, row = keys // n, keys % n
-        top = _best_per_user(user, score, k)
+        top = _best_per_user(user, score, k, self._tie_of(row))
         user, row, score = user[top], row[top], score[top]
         return user, row, score / group_max(user, score) if score.shape[0] else score
+
+    def _tie_of(self, rows: IntArray) -> IntArray:
+        """The tie-break ranks of ``rows``: a hash of the item id, the same on every worker
+        whatever order it first saw the items in."""
+        if self._tie_array.shape[0] != len(self._ties):
+            self._tie_array = np.asarray(self._ties, np.int64)
+        return self._tie_array[rows]
 
     def item_ids(self, rows: IntArray) -> list[ItemId]:
         """The item ids of rows returned by :meth:`scores_for_many`."""
@@ -248,16 +280,29 @@ class CoVisitation:
 _DENSE_KEYS = 1 << 23
 
 
-def _best_per_user(user: IntArray, score: FloatArray, k: int | IntArray) -> IntArray:
+#: Bits of the tie-break rank, of the quantised score and of the user in one sort key.
+_TIE_BITS, _SCORE_BITS, _USER_BITS = 12, 31, 20
+_TIE_MASK = (1 << _TIE_BITS) - 1
+
+
+def _best_per_user(user: IntArray, score: FloatArray, k: int | IntArray, tie: IntArray) -> IntArray:
     """Positions of each user's ``k`` best entries, grouped by user, best first.
 
-    ``user``/row pairs come sorted (as :func:`_sum_by_key` returns them) and scores lie
-    in (0, 2), so one stable sort on ``4 * user + (2 - score)`` orders by user, then
-    score descending, then row: the same order as a three-key lexsort, at a third of its cost.
+    Scores lie in [0, 2) and are compared on a grid of 2**-30 (sums of the same weights
+    added in another order are equal there); equal scores go by ``tie`` (a hash of the item
+    id, in ``[0, 2**12)``), so the order does not depend on which item a worker saw first. One
+    stable sort of a single integer key (user, then score descending, then ``tie``) orders
+    them at the cost of a one-key sort, a sixth of a three-key lexsort's.
     """
     if user.shape[0] == 0:
         return np.zeros(0, np.int64)
-    order = np.argsort(4.0 * user + (2.0 - score), kind="stable")
+    quantised = np.minimum(np.floor(np.clip(score, 0.0, None) * (1 << (_SCORE_BITS - 1))), (1 << _SCORE_BITS) - 1)
+    worse = (1 << _SCORE_BITS) - 1 - quantised.astype(np.int64)
+    if int(user.max()) < (1 << _USER_BITS):
+        key = (user << (_SCORE_BITS + _TIE_BITS)) | (worse << _TIE_BITS) | tie
+        order = np.argsort(key, kind="stable")
+    else:  # more users than the key holds: the same order, three keys
+        order = np.lexsort((tie, worse, user))
     sorted_users = user[order]
     starts = group_starts(sorted_users)
     rank = np.arange(sorted_users.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, sorted_users.shape[0]]))

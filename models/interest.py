@@ -28,6 +28,7 @@ import numpy as np
 
 from models.bundles import is_engagement
 from models.event_order import insert_latest, times_for
+from models.pair_history import PairHistory
 from models.types import ItemId, Timestamp, Vector
 from models.vectors import decay, decode_vector, encode_vector, l2_normalize
 
@@ -107,6 +108,10 @@ class UserState:
     bought_ts: list[Timestamp] = field(default_factory=list)
     seen_ts: tuple[Timestamp, ...] = ()
     engaged_ts: list[Timestamp] = field(default_factory=list)
+    #: The latest ``max_history`` interactions in event time and a summary of the ones before:
+    #: what makes co-visitation and bundle pairs independent of arrival order
+    #: (see :mod:`models.pair_history`).
+    history: PairHistory = field(default_factory=PairHistory)
 
     def __post_init__(self) -> None:
         # States stored before the times existed: their lists in stored order, ending at last_ts.
@@ -135,7 +140,15 @@ class UserState:
             "seen_ts": list(self.seen_ts),
             "engaged": self.engaged,
             "engaged_ts": self.engaged_ts,
+            "history": {**self.history.to_json(), "t": list(self.history.times)},
         }
+
+    def pair_history(self) -> PairHistory:
+        """The state's pair history; for a state written before it existed, an empty one whose
+        earlier interactions are the state's lists."""
+        if self.history.items or self.history.earlier or not self.recent:
+            return self.history
+        return PairHistory.starting_from(self.recent, self.engaged, self.bought)
 
     def to_bytes(self) -> bytes:
         """Compact binary form for the table: a JSON header, then the raw float32 vectors.
@@ -168,12 +181,15 @@ class UserState:
                 "le": self.last_event_id,
                 **({"b": self.bandit} if self.bandit else {}),
                 **({"en": self.engaged, "et": self.engaged_ts} if self.engaged else {}),
+                **({"hi": self.history.to_json()} if self.history.items or self.history.earlier else {}),
             },
             separators=(",", ":"),
         ).encode()
         if self.seen:
             vectors.append(np.asarray(self.seen, dtype="<u8").tobytes())
             vectors.append(np.asarray(self.seen_ts, dtype="<f8").tobytes())
+        if self.history.times:  # the pair history's event times, after everything else
+            vectors.append(np.asarray(self.history.times, dtype="<f8").tobytes())
         return _MAGIC + struct.pack("<I", len(header)) + header + b"".join(vectors)
 
     @classmethod
@@ -199,6 +215,13 @@ class UserState:
         seen_ts: tuple[float, ...] = ()
         if ns and len(raw) >= offset + 8 * ns:  # states written before the times have none
             seen_ts = tuple(np.frombuffer(raw, dtype="<f8", count=ns, offset=offset).tolist())
+        if seen_ts:
+            offset += 8 * ns
+        history = PairHistory()
+        if "hi" in h:  # states written before the field existed have none
+            nh = len(h["hi"].get("i", ()))
+            times = np.frombuffer(raw, dtype="<f8", count=nh, offset=offset).tolist() if nh else []
+            history = PairHistory.from_json(h["hi"], times)
         rl_tokens, rl_ts = h.get("rl", (0.0, 0.0))
         return cls(
             recent=list(h["recent"]),
@@ -216,6 +239,7 @@ class UserState:
             seen_ts=seen_ts,
             engaged=list(h.get("en", ())),  # states written before the field existed have none
             engaged_ts=[float(t) for t in h.get("et", ())],
+            history=history,
             **means,
         )
 
@@ -242,6 +266,7 @@ class UserState:
             seen_ts=tuple(float(t) for t in d.get("seen_ts") or ()),
             engaged=list(d.get("engaged") or []),
             engaged_ts=[float(t) for t in d.get("engaged_ts") or ()],
+            history=PairHistory.from_json(d.get("history"), (d.get("history") or {}).get("t", ())),
         )
 
 
@@ -259,7 +284,9 @@ class InterestLearner:
     """Updates :class:`UserState` values from interactions and searches.
 
     Parameters are settings; the learned state is passed in and returned (never
-    kept here), so one learner serves every user of a worker.
+    kept here), so one learner serves every user of a worker. ``max_history`` is how many of
+    a user's latest interactions the state keeps so that late events pair as if they had come
+    in order (:mod:`models.pair_history`).
     """
 
     def __init__(
@@ -271,6 +298,7 @@ class InterestLearner:
         query_weight: float = 3.0,
         max_recent: int = 20,
         max_bought: int = 500,
+        max_history: int = 50,
     ) -> None:
         self.long_half_life = long_half_life
         self.short_half_life = short_half_life
@@ -279,6 +307,7 @@ class InterestLearner:
         self.query_weight = query_weight
         self.max_recent = max_recent
         self.max_bought = max_bought
+        self.max_history = max_history
 
     def learn_interaction(
         self,
@@ -302,6 +331,7 @@ class InterestLearner:
         engaged, engaged_ts = state.engaged, state.engaged_ts
         if is_engagement(kind):
             engaged, engaged_ts = insert_latest(engaged, engaged_ts, item_id, ts, self.max_recent)
+        history = state.pair_history().insert((item_id, ts, kind), self.max_history)
         return replace(
             state,
             long=long,
@@ -312,6 +342,7 @@ class InterestLearner:
             bought_ts=bought_ts,
             engaged=engaged,
             engaged_ts=engaged_ts,
+            history=history,
             session_id=_session(state, session_id, ts),
             last_ts=max(state.last_ts, ts),
             n_events=state.n_events + 1,

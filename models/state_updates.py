@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from models.bundles import bundle_pairs
-from models.covisitation import covisit_pairs
 from models.interest import InterestLearner, UserState
 from models.item_index import ItemIndex
 from models.types import ItemId, Timestamp, UserId, Vector
@@ -120,11 +118,10 @@ def apply_events(
         newest_ts = state.last_ts
         if qvec is None:
             c: Interaction = ev  # type: ignore[assignment]
-            # a late event pairs with the items before it in event time
-            before = _before(state.recent, state.recent_ts, c.ts)
-            pairs = covisit_pairs(before, c.item_id, covisit_window, covisit_decay)
-            bought = set(_before(state.bought, state.bought_ts, c.ts)) if c.kind == "purchase" else set()
-            together = bundle_pairs(_before(state.engaged, state.engaged_ts, c.ts), bought, c.item_id, c.kind)
+            # pairs with the items before it in event time; a late event also corrects the
+            # pairs of the events after it, so arrival order does not matter
+            pairs, together = state.pair_history().increments(c.item_id, c.ts, c.kind, learner.max_history,
+                                                              covisit_window, covisit_decay)
             n = len(fx.events)
             fx.events.append(f"{user_id}/{event_id}")
             fx.pairs.extend(pairs)
@@ -151,13 +148,6 @@ def apply_events(
             fx.triggers[user_id] = (state.last_ts, state.last_event_id)
             fx.late.add(user_id)
     return fx
-
-
-def _before(items: list[ItemId], times: list[Timestamp], ts: Timestamp) -> list[ItemId]:
-    """The entries of an event-time-ordered list at or before ``ts``."""
-    if not times or times[-1] <= ts:
-        return items
-    return [i for i, t in zip(items, times, strict=True) if t <= ts]
 
 
 class Impression(Protocol):

@@ -59,6 +59,28 @@ def test_a_forgotten_item_lends_no_neighbours() -> None:
     assert "c" in cv.scores_for(["b"])
 
 
+def test_negative_weight_takes_back_and_a_pair_left_with_none_is_dropped() -> None:
+    cv = CoVisitation(expand=0)
+    cv.learn_many([("a", "b", 2.0), ("a", "c", 1.0)])
+    cv.learn_one("a", "b", -1.0)
+    assert cv.neighbors("a") == [("b", 1.0), ("c", 1.0)]
+    cv.learn_one("a", "c", -1.0)
+    assert cv.neighbors("a") == [("b", 1.0)] and list(cv.scores_for(["a"])) == ["b"]
+    cv.learn_one("a", "z", -1.0)  # nothing held: nothing taken, no row made
+    cv.learn_one("y", "a", -1.0)
+    assert cv.neighbors("a") == [("b", 1.0)] and cv.neighbors("y") == [] and cv.scores_for(["y"]) == {}
+
+
+def test_ties_at_the_cut_do_not_depend_on_the_order_pairs_were_learnt_in() -> None:
+    pairs = [("a", f"n{i}", 1.0) for i in range(40)] + [("b", f"n{i}", 1.0) for i in range(0, 40, 3)]
+    picks = []
+    for ordered in (pairs, pairs[::-1], sorted(pairs, key=lambda p: p[1][::-1])):
+        cv = CoVisitation(expand=0)
+        cv.learn_many(ordered)
+        picks.append(cv.scores_for(["a"], k=5))
+    assert picks[0] == picks[1] == picks[2] and len(picks[0]) == 5
+
+
 def test_trending_decays_with_event_time() -> None:
     t = Trending(half_life=60.0)
     t.learn_one("a", 8.0, ts=0.0)

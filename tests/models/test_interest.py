@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,6 +69,18 @@ def test_purchases_are_remembered_and_recent_is_bounded() -> None:
     assert s.bought == ["i1"]
 
 
+def test_the_pair_history_keeps_the_latest_interactions_and_summarises_the_rest() -> None:
+    learner = InterestLearner(max_history=3)
+    s = UserState(recent=["old"], recent_ts=[0.5], bought=["old"], bought_ts=[0.5])  # written before the history
+    for i, kind in enumerate(("purchase", "view", "click", "view", "view")):
+        s = learner.learn_interaction(s, f"i{i}", A, kind, ts=float(i + 1))
+    h = s.history
+    assert h.items == ("i2", "i3", "i4") and h.kinds == "evv"
+    assert h.earlier == ("old", "i0", "i1") and h.earlier_engaged == ("i0",) and h.earlier_bought == {"old", "i0"}
+    late = learner.learn_interaction(s, "x", A, "click", ts=0.1)  # older than all of a full history
+    assert late.history == h and late.recent[0] == "x"
+
+
 def test_state_round_trips_through_json_dict() -> None:
     learner = InterestLearner()
     s = learner.learn_interaction(UserState(), "a", A, "click", ts=5.0, session_id="s1")
@@ -94,6 +107,11 @@ def test_state_round_trips_bit_exactly_through_bytes() -> None:
         assert getattr(back, name).total.tobytes() == getattr(s, name).total.tobytes()
         assert getattr(back, name).weight == getattr(s, name).weight
     assert back.recent == s.recent and back.bought == s.bought and back.n_events == s.n_events
+    assert back.history == s.history and s.history.kinds == "vepve" and s.history.times == (0.0, 1.0, 2.0, 3.0, 4.0)
+    assert UserState.from_dict(json.loads(json.dumps(s.to_dict()))).history == s.history
+    with_seen = replace(s, seen=(7, 8), seen_ts=(1.0, 2.0))  # the times follow the dedup hashes
+    back_seen = UserState.from_bytes(with_seen.to_bytes())
+    assert (back_seen.seen, back_seen.seen_ts, back_seen.history) == ((7, 8), (1.0, 2.0), s.history)
     assert UserState.from_bytes(None) == UserState()
     assert UserState.from_bytes(UserState().to_bytes()).long.total is None
     with pytest.raises(ValueError):

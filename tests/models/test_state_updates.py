@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -58,13 +60,65 @@ def test_any_arrival_order_gives_the_in_order_state(seed: int) -> None:
     np.testing.assert_allclose(shuffled.long.total, in_order.long.total, rtol=1e-4, atol=1e-6)
 
 
-def test_a_late_event_pairs_only_with_the_items_before_it() -> None:
+def test_a_late_event_also_corrects_the_pairs_of_the_events_after_it() -> None:
     idx, learner = _index(), InterestLearner()
     states: dict[str, UserState] = {}
-    apply_events(states, [("e1", Click("u", "i1", 1.0, "view", "s")), ("e3", Click("u", "i3", 3.0, "view", "s"))], [], idx, learner)
-    fx = apply_events(states, [("e2", Click("u", "i2", 2.0, "view", "s"))], [], idx, learner)
-    assert {(a, b) for a, b, _ in fx.pairs} == {("i1", "i2"), ("i2", "i1")}
+    first = apply_events(states, [("e1", Click("u", "i1", 1.0, "view", "s")), ("e3", Click("u", "i3", 3.0, "view", "s"))],
+                         [], idx, learner, covisit_window=1)
+    late = apply_events(states, [("e2", Click("u", "i2", 2.0, "view", "s"))], [], idx, learner, covisit_window=1)
+    # i2 pairs with i1 before it; i3 now pairs with i2 instead of i1: as if e2 had come in time.
+    assert _net(first.pairs + late.pairs) == {("i1", "i2"): 1, ("i2", "i1"): 1, ("i2", "i3"): 1, ("i3", "i2"): 1}
     assert states["u"].recent == ["i1", "i2", "i3"]
+    assert states["u"].history.items == ("i1", "i2", "i3")
+
+
+def _net(pairs: list[tuple[str, str, float]]) -> dict[tuple[str, str], float]:
+    """Summed pair weights, zeros left out."""
+    total: Counter[tuple[str, str]] = Counter()
+    for a, b, w in pairs:
+        total[(a, b)] += w
+    return {k: w for k, w in total.items() if abs(w) > 1e-9}
+
+
+def _pair_totals(log: list[tuple[str, Click]], batches: list[list[int]], learner: InterestLearner,
+                 guard: UserGuard) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    states: dict[str, UserState] = {}
+    idx = _index()
+    covisit: list[tuple[str, str, float]] = []
+    bundles: list[tuple[str, str, float]] = []
+    for batch in batches:
+        fx = apply_events(states, [log[k] for k in batch], [], idx, learner, guard=guard)
+        covisit += fx.pairs
+        bundles += fx.bundle_pairs
+        states["u"] = UserState.from_bytes(states["u"].to_bytes())  # through the changelog
+    return _net(covisit), _net(bundles)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_co_visitation_and_bundle_counts_do_not_depend_on_arrival_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    log = _log(40, rng)
+    learner, guard = InterestLearner(max_recent=6, max_bought=3), UserGuard(dedup_window=64, rate_per_s=0.0)
+    in_order = _pair_totals(log, [[k] for k in range(len(log))], learner, guard)
+    order = list(rng.permutation(len(log))) + list(rng.choice(len(log), size=10))  # with redeliveries
+    cuts = sorted(rng.choice(range(1, len(order)), size=12, replace=False))
+    shuffled = _pair_totals(log, [list(map(int, b)) for b in np.split(np.array(order), cuts)], learner, guard)
+    assert shuffled[0] == pytest.approx(in_order[0]) and shuffled[1] == pytest.approx(in_order[1])
+    assert in_order[0] and in_order[1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_events_late_by_less_than_the_history_pair_as_in_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    log = _log(150, rng)  # three times the retained history (50)
+    learner, guard = InterestLearner(), UserGuard(dedup_window=64, rate_per_s=0.0)
+    in_order = _pair_totals(log, [[k] for k in range(len(log))], learner, guard)
+    order = list(range(len(log)))
+    for k in rng.choice(len(log) - 30, size=30, replace=False):  # some events arrive up to 29 later
+        e = order.index(int(k))
+        order.insert(e + int(rng.integers(1, 30)), order.pop(e))
+    late = _pair_totals(log, [[k] for k in order], learner, guard)
+    assert late[0] == pytest.approx(in_order[0]) and late[1] == pytest.approx(in_order[1])
 
 
 def test_lists_keep_one_entry_per_item_at_its_latest_time() -> None:
