@@ -35,6 +35,7 @@ from models.user_guard import UserGuard
 from streams.internal import StatsDelta
 from streams.membership import admit_batch
 from streams.records import ClickEvent, ImpressionEvent, SearchEvent
+from streams.state_version import batch_versions
 from streams.user_table import save_states
 from streams.validation import InvalidEvent
 
@@ -144,9 +145,24 @@ def register(p: Pipeline) -> None:
                     continue
                 p.metrics.item_stats_sent.inc()
             await refresh_users(p, fx.triggers, states, late=fx.late)  # remembers each published slate in its user's state
-            await save_states(
-                p.users, p.app.producer, {uid: st.to_bytes() for uid, st in states.items()}, partition_of, lost_state
+            held = getattr(p.users, "versions", {})
+            versions = batch_versions(
+                ((_user_key(e), e.message.topic, e.message.offset) for e in batch if _user_key(e) in states),
+                (s.topic_clicks, s.topic_searches, s.topic_impressions),
+                {u: v for u in states if (v := held.get(u)) is not None},
             )
+            await save_states(
+                p.users, p.app.producer, {uid: st.to_bytes() for uid, st in states.items()}, partition_of, lost_state,
+                versions,
+            )
+
+
+def _user_key(event: Any) -> str | None:
+    """The user id an input message is keyed by (None for a message without a usable key)."""
+    key = event.key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return key if isinstance(key, str) else None
 
 
 def _before_forget(event: Any, forgets: dict[str, tuple[int, int, float]], clicks_topic: str) -> bool:

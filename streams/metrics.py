@@ -186,6 +186,12 @@ class Metrics:
             "consumer group had not confirmed this worker's membership for a session timeout",
             registry=r,
         )
+        self.outdated_states = Counter(
+            "streamrec_outdated_state_records",
+            "users changelog records not applied on recovery or standby because they reflect less input than the "
+            "state held (a cut-off worker's late writes)",
+            registry=r,
+        )
         self.item_stats_sent = Counter(
             "streamrec_item_stats_sent", "Item-statistics increments this worker produced", registry=r
         )

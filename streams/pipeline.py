@@ -26,6 +26,7 @@ from streams.metrics import Metrics
 from streams.model_loading import RankerUnavailable, load_ranker
 from streams.redis_sink import RedisWriter, create_redis_client
 from streams.settings import Settings
+from streams.user_table import VersionedTable
 from streams.validation import Limits
 
 log = logging.getLogger(__name__)
@@ -151,15 +152,18 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
 
     app = create_app(settings)
     metrics = metrics or Metrics()
-    users = app.Table(
-        "users",
+    users = app.tables.add(VersionedTable(  # app.Table, recovering only each user's newest state
+        app,
+        name="users",
         default=None,
+        beacon=app.tables.beacon,
         partitions=settings.partitions,
         key_type=str,
         value_type=bytes,
         use_partitioner=True,  # lets agents write inside stream.take() batches
         help="Per-user interest state (UserState.to_bytes()), keyed by user_id",
-    )
+        on_outdated=metrics.outdated_states.inc,
+    ))
     recommender = build_recommender(settings, embedder, metrics)
     assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
     redis = RedisWriter(

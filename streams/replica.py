@@ -38,6 +38,7 @@ from streams.follower import follow_topics
 from streams.kafka_config import aiokafka_kwargs
 from streams.metrics import LATENCY_BUCKETS, Metrics
 from streams.settings import Settings
+from streams.state_version import Version, header_version, keep_newer
 from streams.topics import changelog_topic
 
 log = logging.getLogger(__name__)
@@ -65,32 +66,40 @@ class ReplicaMetrics(Metrics):
         )
 
 
-def apply_changelog(users: MutableMapping[UserId, bytes], key: bytes | None, value: bytes | None) -> None:
+def apply_changelog(
+    users: MutableMapping[UserId, bytes], key: bytes | None, value: bytes | None,
+    version: Version | None = None, versions: MutableMapping[UserId, Version] | None = None,
+) -> bool:
     """Apply one ``users`` changelog record: a state replaces the copy, a tombstone removes it.
+    With ``versions`` (the copies' versions), a state reflecting less input than the copy held
+    (``version``, from the record's header) is left out. Returns whether it was applied.
 
     Faust writes the table's keys as JSON strings and its values as raw bytes.
 
-    >>> users = {}
-    >>> apply_changelog(users, b'"u1"', b"state")
-    >>> users
-    {'u1': b'state'}
-    >>> apply_changelog(users, b'"u1"', None)
-    >>> users
-    {}
+    >>> users, versions = {}, {}
+    >>> apply_changelog(users, b'"u1"', b"new", Version((5, 2, -1)), versions)
+    True
+    >>> apply_changelog(users, b'"u1"', b"stale", Version((4, 2, -1)), versions), users
+    (False, {'u1': b'new'})
+    >>> apply_changelog(users, b'"u1"', None, None, versions), users
+    (True, {})
     """
     if key is None:
-        return
+        return False
     try:
         user_id = json.loads(key)
     except ValueError:
         user_id = None
     if not isinstance(user_id, str):
         log.error("users changelog key %r is not a JSON string; record ignored", key[:100])
-        return
+        return False
+    if versions is not None and not keep_newer(versions, user_id, value, version):
+        return False
     if value is None:
         users.pop(user_id, None)
     else:
         users[user_id] = value
+    return True
 
 
 @dataclass
@@ -102,6 +111,8 @@ class Replica:
     embedder: ItemEmbedder
     metrics: ReplicaMetrics
     users: dict[UserId, bytes] = field(default_factory=dict)
+    #: The input each state in ``users`` reflects (see :mod:`streams.state_version`).
+    versions: dict[UserId, Version] = field(default_factory=dict)
     items_ready: asyncio.Event = field(default_factory=asyncio.Event)
     users_ready: asyncio.Event = field(default_factory=asyncio.Event)
     producer: AIOKafkaProducer | None = None
@@ -153,7 +164,11 @@ async def follow_users(r: Replica) -> None:
     def apply(records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
         now = time.time()
         for record in records:
-            apply_changelog(r.users, record.key, record.value)
+            version = header_version(record.headers)
+            if not apply_changelog(r.users, record.key, record.value, version, r.versions):
+                if version is not None and record.value is not None:
+                    r.metrics.outdated_states.inc()  # (or a key that is not a JSON string, logged)
+                continue
             if r.users_ready.is_set():
                 r.metrics.state_delay.observe(max(0.0, now - record.timestamp / 1000.0))
         r.metrics.changelog_applied.inc(len(records))

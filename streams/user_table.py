@@ -9,6 +9,11 @@ Kafka producer, keyed and serialised exactly as Faust would, into the partition 
 events that produced them (the table is co-partitioned with the events). Faust flushes
 that producer before it commits offsets, so a state is in the changelog before the
 events that produced it count as processed: a crashed worker's successor recovers it.
+
+Each record carries the input it reflects (:mod:`streams.state_version`), and
+:class:`VersionedTable` applies a changelog record only when it does not reflect less
+input than the state it holds for the user, so a cut-off worker's late records cannot
+replace the newer states of the partition's new owner.
 """
 
 from __future__ import annotations
@@ -21,8 +26,40 @@ from typing import Any, Protocol, cast
 import faust
 
 from models.types import UserId
+from streams.state_version import HEADER, Version, header_version, keep_newer
 
 log = logging.getLogger(__name__)
+
+
+class VersionedTable(faust.Table):  # type: ignore[misc]
+    """Faust's table, recovering (and standing by) only the newest state of each user.
+
+    ``versions`` holds the :class:`~streams.state_version.Version` of every state this
+    worker holds; ``on_outdated`` is called with the number of changelog records of a batch
+    left out as older than it.
+    """
+
+    def __init__(self, *args: Any, on_outdated: Callable[[int], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.versions: dict[Any, Version] = {}
+        self.on_outdated = on_outdated
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        events = list(batch)
+        kept = [e for e in events if keep_newer(self.versions, self._to_key(e.key), e.message.value,
+                                                 header_version(e.message.headers))]
+        if len(kept) < len(events):
+            log.warning("users changelog: %d records older than the states held left out", len(events) - len(kept))
+            if self.on_outdated is not None:
+                self.on_outdated(len(events) - len(kept))
+        super().apply_changelog_batch(kept)
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        """Faust drops the states of partitions no longer held; their versions go with them."""
+        await super().on_recovery_completed(active_tps, standby_tps)
+        gone = [k for k in self.versions if k not in self.data]
+        for key in gone:
+            del self.versions[key]
 
 
 class KafkaProducer(Protocol):
@@ -40,10 +77,13 @@ async def save_states(
     states: Mapping[UserId, bytes],
     partitions: Mapping[UserId, int],
     on_error: Callable[[BaseException], None],
+    versions: Mapping[UserId, Version] | None = None,
 ) -> None:
     """Store ``states`` in ``table`` and append them to its changelog, one record per user.
 
-    ``partitions[user]`` is the partition of the user's events in this batch.
+    ``partitions[user]`` is the partition of the user's events in this batch;
+    ``versions[user]``, the input the state reflects, goes into the record's header (and,
+    for a :class:`VersionedTable`, into its ``versions``).
     ``on_error`` is called with the exception of a record the producer could not
     deliver (after its own retries): the caller must not let offsets be committed past it.
     """
@@ -56,11 +96,17 @@ async def save_states(
     name = topic.get_topic_name()
     key_serializer, value_serializer = table.key_serializer, table.value_serializer
     store = table.data
+    held = getattr(table, "versions", None)
+    versions = versions or {}
     for user_id, raw in states.items():
         key, _ = topic.prepare_key(user_id, key_serializer)
         value, _ = topic.prepare_value(raw, value_serializer)
         store[user_id] = raw
-        delivery = cast("asyncio.Future[Any]", await producer.send(name, key, value, partitions[user_id], None, None))
+        version = versions.get(user_id)
+        headers = [(HEADER, version.encode())] if version is not None else None
+        if held is not None and version is not None:
+            held[user_id] = version
+        delivery = cast("asyncio.Future[Any]", await producer.send(name, key, value, partitions[user_id], None, headers))
         delivery.add_done_callback(delivered)
 
 
@@ -81,8 +127,10 @@ async def delete_states(
     topic = table.changelog_topic
     name = topic.get_topic_name()
     store = table.data
+    held = getattr(table, "versions", {})
     for user_id, partition in partitions.items():
         key, _ = topic.prepare_key(user_id, table.key_serializer)
         store.pop(user_id, None)
+        held.pop(user_id, None)
         delivery = cast("asyncio.Future[Any]", await producer.send(name, key, None, partition, None, None))
         delivery.add_done_callback(delivered)
