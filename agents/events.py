@@ -147,7 +147,7 @@ def register(p: Pipeline) -> None:
             await refresh_users(p, fx.triggers, states, late=fx.late)  # remembers each published slate in its user's state
             held = getattr(p.users, "versions", {})
             versions = batch_versions(
-                ((_user_key(e), e.message.topic, e.message.offset) for e in batch if _user_key(e) in states),
+                ((u, e.message.topic, e.message.offset) for e in batch if (u := _user_key(e)) in states),
                 (s.topic_clicks, s.topic_searches, s.topic_impressions),
                 {u: v for u in states if (v := held.get(u)) is not None},
             )

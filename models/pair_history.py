@@ -94,11 +94,6 @@ class PairHistory:
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
-    def events(self) -> list[Interaction]:
-        """The retained interactions as (item, time, kind) (a kind stands for its letter's class)."""
-        return [(i, t, _KIND_OF[k]) for i, t, k in zip(self.items, self.times, self.kinds, strict=True)]
-
     @classmethod
     def starting_from(cls, recent: Sequence[ItemId], engaged: Sequence[ItemId], bought: Collection[ItemId]) -> PairHistory:
         """An empty history whose earlier interactions are a state's lists (for states

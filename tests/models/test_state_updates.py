@@ -37,6 +37,14 @@ def _replay(log: list[tuple[str, Click]], batches: list[list[int]], learner: Int
     return states["u"]
 
 
+def _shuffled_batches(rng: np.random.Generator, n: int, redelivered: int | range) -> list[list[int]]:
+    """Event positions ``0..n-1`` shuffled, 10 drawn from ``redelivered`` sent again, cut into
+    13 uneven batches."""
+    order = list(rng.permutation(n)) + list(rng.choice(redelivered, size=10))
+    cuts = sorted(rng.choice(range(1, len(order)), size=12, replace=False))
+    return [list(map(int, b)) for b in np.split(np.array(order), cuts)]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_any_arrival_order_gives_the_in_order_state(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -44,10 +52,7 @@ def test_any_arrival_order_gives_the_in_order_state(seed: int) -> None:
     learner, guard = InterestLearner(max_recent=6, max_bought=3), UserGuard(dedup_window=16, rate_per_s=0.0)
     in_order = _replay(log, [[k] for k in range(len(log))], learner, guard)
     # Shuffled, in uneven batches, with some of the newest events redelivered (at-least-once).
-    order = list(rng.permutation(len(log))) + list(rng.choice(range(len(log) - 16, len(log)), size=10))
-    cuts = sorted(rng.choice(range(1, len(order)), size=12, replace=False))
-    batches = [list(map(int, b)) for b in np.split(np.array(order), cuts)]
-    shuffled = _replay(log, batches, learner, guard)
+    shuffled = _replay(log, _shuffled_batches(rng, len(log), range(len(log) - 16, len(log))), learner, guard)
 
     assert (shuffled.recent, shuffled.recent_ts) == (in_order.recent, in_order.recent_ts)
     assert (shuffled.bought, shuffled.bought_ts) == (in_order.bought, in_order.bought_ts)
@@ -100,9 +105,7 @@ def test_co_visitation_and_bundle_counts_do_not_depend_on_arrival_order(seed: in
     log = _log(40, rng)
     learner, guard = InterestLearner(max_recent=6, max_bought=3), UserGuard(dedup_window=64, rate_per_s=0.0)
     in_order = _pair_totals(log, [[k] for k in range(len(log))], learner, guard)
-    order = list(rng.permutation(len(log))) + list(rng.choice(len(log), size=10))  # with redeliveries
-    cuts = sorted(rng.choice(range(1, len(order)), size=12, replace=False))
-    shuffled = _pair_totals(log, [list(map(int, b)) for b in np.split(np.array(order), cuts)], learner, guard)
+    shuffled = _pair_totals(log, _shuffled_batches(rng, len(log), len(log)), learner, guard)  # with redeliveries
     assert shuffled[0] == pytest.approx(in_order[0]) and shuffled[1] == pytest.approx(in_order[1])
     assert in_order[0] and in_order[1]
 
