@@ -89,7 +89,9 @@ def register(p: Pipeline) -> None:
                         await send_to_dlq(p, e, InvalidEvent("invalid_forget", "a forget request needs the user_id as its key"))
                 click_events = kept
             if forgets:
-                await erase_users(p, {u: f[0] for u, f in forgets.items()}, "forget")
+                await erase_users(p, {u: f[0] for u, f in forgets.items()}, "forget", batch_versions(
+                    ((u, s.topic_clicks, f[1]) for u, f in forgets.items()),
+                    (s.topic_clicks, s.topic_searches, s.topic_impressions), getattr(p.users, "versions", {})))
                 click_events = [e for e in click_events if not _before_forget(e, forgets, s.topic_clicks)]
                 search_events = [e for e in search_events if not _before_forget(e, forgets, s.topic_clicks)]
                 impression_events = [e for e in impression_events if not _before_forget(e, forgets, s.topic_clicks)]

@@ -8,7 +8,8 @@ survives a crash like any event (its offset is committed only after it took effe
 
 Erasing a user means: the state leaves the table's store and a tombstone goes to the
 table's changelog (compaction then drops every earlier state, and no recovering worker
-sees it again); ``rec:{user_id}`` is deleted from Redis (queued, so an outage delays it
+sees it again; a request's tombstone carries its version, so a late record of the state
+before it, from a worker cut off from the broker, is not applied after it); ``rec:{user_id}`` is deleted from Redis (queued, so an outage delays it
 but never loses it); and a tombstone goes to the recommendations topic (and one per other
 surface to the surface-recommendations topic), so that ``streamrec redis-rebuild`` does not
 bring the lists back.
@@ -30,6 +31,7 @@ from kafka.partitioner.default import murmur2
 
 from agents.surfaces import surface_key
 from models.interest import UserState
+from streams.state_version import Version
 from streams.user_table import delete_states
 
 if TYPE_CHECKING:
@@ -61,8 +63,13 @@ def is_forget(event: EventT) -> bool:
     return event.value is None and _header(event.message.headers, CONTROL_HEADER) == FORGET
 
 
-async def erase_users(p: Pipeline, partitions: Mapping[str, int], reason: str) -> None:
-    """Erase ``partitions``' users (user_id -> partition of their table state) everywhere."""
+async def erase_users(
+    p: Pipeline, partitions: Mapping[str, int], reason: str, versions: Mapping[str, Version] | None = None
+) -> None:
+    """Erase ``partitions``' users (user_id -> partition of their table state) everywhere.
+
+    ``versions`` (of forget requests: see :mod:`streams.state_version`) go with the
+    changelog tombstones, so that no record of the state before a request brings it back."""
     if not partitions:
         return
 
@@ -72,7 +79,7 @@ async def erase_users(p: Pipeline, partitions: Mapping[str, int], reason: str) -
         p.metrics.publish_errors.inc()
         asyncio.ensure_future(p.app.crash(exc))
 
-    await delete_states(p.users, p.app.producer, partitions, failed)
+    await delete_states(p.users, p.app.producer, partitions, failed, versions)
     producer, topic = p.app.producer, p.settings.topic_recommendations
     for user_id in partitions:
         for surface in p.settings.surfaces:  # rec:{user_id} and every rec:{surface}:{user_id}

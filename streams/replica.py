@@ -83,6 +83,17 @@ def apply_changelog(
     (False, {'u1': b'new'})
     >>> apply_changelog(users, b'"u1"', None, None, versions), users
     (True, {})
+
+    A forget request's tombstone (with a version) keeps a late record of the state before it out:
+
+    >>> apply_changelog(users, b'"u1"', b"new", Version((5, 2, -1)), versions)
+    True
+    >>> apply_changelog(users, b'"u1"', None, Version((9, 2, -1)), versions), users
+    (True, {})
+    >>> apply_changelog(users, b'"u1"', b"before the request", Version((6, 3, -1)), versions), users
+    (False, {})
+    >>> apply_changelog(users, b'"u1"', b"after it", Version((10, 2, -1)), versions), users
+    (True, {'u1': b'after it'})
     """
     if key is None:
         return False

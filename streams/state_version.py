@@ -10,13 +10,20 @@ Every state record therefore carries, in the Kafka header :data:`HEADER`, the hi
 offset of each input topic (clicks, searches, impressions: the user's partition of each)
 whose events the state reflects. A record reflecting less input than the one a reader
 holds for the user (:func:`outdated`) is not applied: not by a worker recovering or
-standing by for the table (:class:`VersionedStore`), nor by a serving replica. A tombstone
-(a forgotten user) always applies. Records written before the header existed apply as
-they did (last one wins).
+standing by for the table (:class:`~streams.user_table.VersionedTable`), nor by a serving
+replica. A tombstone always applies. The tombstone of a forget request carries the
+request's version (its clicks offset, with the input of the state it erased), and
+readers keep it as the erased user's version: a record that does not reflect the
+request (:func:`outdated` against an ``erased`` version), such as a cut-off worker's
+late record of the state before it, cannot bring the user back. Records written before
+the header existed apply as they did (last one wins).
 
 >>> v = Version((10, -1, 3))
 >>> Version.decode(v.encode()) == v, outdated(Version((9, -1, 3)), v), outdated(Version((11, -1, 0)), v), outdated(v, v)
 (True, True, False, False)
+>>> forgotten = Version((12, -1, 3), erased=True)
+>>> outdated(Version((11, -1, 5)), forgotten), outdated(Version((13, -1, 3)), forgotten)
+(True, False)
 """
 
 from __future__ import annotations
@@ -31,9 +38,14 @@ HEADER = "streamrec-input-offsets"
 
 
 class Version(NamedTuple):
-    """Per input topic (clicks, searches, impressions), the highest offset reflected (-1: none)."""
+    """Per input topic (clicks, searches, impressions), the highest offset reflected (-1: none).
+
+    ``erased``: the version of a forget request's tombstone, held for the forgotten user
+    (not part of the header: a tombstone's version is always one).
+    """
 
     offsets: tuple[int, ...]
+    erased: bool = False
 
     def encode(self) -> bytes:
         return ",".join(str(o) for o in self.offsets).encode()
@@ -49,18 +61,25 @@ class Version(NamedTuple):
             return None
 
     def merged(self, other: Version | None) -> Version:
-        """The input of both (per topic, the higher offset)."""
+        """The input of both (per topic, the higher offset); a state's version, never ``erased``."""
         if other is None or len(other.offsets) != len(self.offsets):
-            return self
+            return self._replace(erased=False)
         return Version(tuple(max(a, b) for a, b in zip(self.offsets, other.offsets, strict=True)))
 
 
 def outdated(new: Version | None, held: Version | None) -> bool:
-    """Whether a record of version ``new`` reflects less input than ``held`` (none beyond it,
-    and less of some topic), and so must not replace it. Equal versions reflect the same
-    events: the later record applies. Unversioned records are never outdated, nor do they
-    outdate anything."""
-    if new is None or held is None or len(new.offsets) != len(held.offsets) or new == held:
+    """Whether a record of version ``new`` must not replace what ``held`` stands for.
+
+    Against a state's version: ``new`` reflects less input (none beyond it, and less of
+    some topic); equal versions reflect the same events, and the later record applies.
+    Against an ``erased`` version (a forgotten user): ``new`` does not reflect all of its
+    input, the forget request included. Unversioned records are never outdated, nor do
+    they outdate anything."""
+    if new is None or held is None or len(new.offsets) != len(held.offsets):
+        return False
+    if held.erased:
+        return not all(n >= h for n, h in zip(new.offsets, held.offsets, strict=True)) or new.offsets == held.offsets
+    if new == held:
         return False
     return all(n <= h for n, h in zip(new.offsets, held.offsets, strict=True))
 
@@ -95,9 +114,13 @@ def batch_versions(
 
 def keep_newer(versions: MutableMapping[Any, Version], key: Any, value: bytes | None, version: Version | None) -> bool:
     """Whether a changelog record for ``key`` should be applied, given the ``versions`` held;
-    updates ``versions`` when it is."""
+    updates ``versions`` when it is. A tombstone always applies; one with a version (a
+    forget request's) leaves it behind as the key's ``erased`` version."""
     if value is None:
-        versions.pop(key, None)
+        if version is None:
+            versions.pop(key, None)
+        else:
+            versions[key] = version._replace(erased=True)
         return True
     if outdated(version, versions.get(key)):
         return False

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from models.interest import UserState
 from streams.cli import main as cli
 from streams.demo.catalog import items_by_category
+from streams.state_version import header_version
 from streams.topics import changelog_topic
 
 pytestmark = pytest.mark.integration
@@ -203,6 +204,13 @@ def test_forget_erases_the_user_everywhere_and_keeps_no_search_text(live_pipelin
             break
         time.sleep(0.5)
     assert latest["leaving"] is None  # a tombstone in the changelog: compaction removes the rest
+    # The tombstone carries the request's clicks offset: no late record of the state before it applies.
+    (request,) = [r for r in read_topic(s, s.topic_clicks, s.partitions) if r.key == b"leaving" and r.value is None]
+    (tombstone,) = [r for r in read_topic(s, changelog_topic(s, "users"), s.partitions)
+                    if json.loads(r.key) == "leaving" and r.value is None]
+    forgotten_at = header_version(tombstone.headers)
+    assert forgotten_at is not None and forgotten_at.offsets[0] == request.offset
+    assert tombstone.partition == request.partition
     assert live.redis.get(s.rec_key("leaving")) is None
     recs = [r for r in read_topic(s, s.topic_recommendations, s.partitions) if r.key == b"leaving"]
     assert recs[-1].value is None  # a rebuild of Redis will not bring the list back

@@ -73,6 +73,35 @@ def test_recovery_keeps_the_newest_state_when_a_stale_record_comes_last() -> Non
     assert table.data["u1"] == b"a new life"
 
 
+def test_a_forgotten_user_stays_forgotten_when_a_record_of_the_state_before_arrives_late() -> None:
+    table, left_out = users_table()
+    table.apply_changelog_batch([
+        record("u1", b"state after 5", Version((5, 40, -1))),
+        record("u1", None, Version((9, 40, -1))),             # the forget request at clicks offset 9
+        record("u1", b"state after 7", Version((7, 41, -1))),  # the cut-off worker's, delivered late
+        record("u2", b"state after 3", Version((3, -1, -1))),
+        record("u2", None, None),                             # erased without a request (expired)
+        record("u2", b"late, expired", Version((2, -1, -1))),
+    ])
+    assert "u1" not in table.data and left_out == [1]
+    assert table.versions["u1"] == Version((9, 40, -1), erased=True) and table.erased_in == {"u1": 0}
+    assert table.data["u2"] == b"late, expired"  # no request, no version: as before
+    table.apply_changelog_batch([record("u1", b"back after the request", Version((10, 40, -1)))])
+    assert table.data["u1"] == b"back after the request"
+    assert table.versions["u1"] == Version((10, 40, -1)) and table.erased_in == {}
+
+
+def test_a_forget_keeps_the_highest_offsets_the_erased_state_reflected() -> None:
+    held = {"u1": Version((5, 40, 7))}
+    forget = batch_versions([("u1", "clicks", 9)], TOPICS, held)["u1"]
+    assert forget == Version((9, 40, 7)) and not forget.erased
+    erased = forget._replace(erased=True)
+    assert outdated(Version((8, 41, 9)), erased)  # does not reflect the request
+    assert outdated(Version((9, 40, 7)), erased)  # the erased state's own input, nothing after it
+    assert not outdated(Version((9, 41, 7)), erased)  # an event after the request
+    assert batch_versions([("u1", "searches", 41)], TOPICS, {"u1": erased})["u1"] == Version((9, 41, 7))
+
+
 
 def test_versions_of_partitions_given_away_are_dropped_with_their_states() -> None:
     import asyncio
@@ -80,8 +109,8 @@ def test_versions_of_partitions_given_away_are_dropped_with_their_states() -> No
     from faust.types import TP
 
     table, _ = users_table()
-    table.apply_changelog_batch([record("u1", b"s", Version((1, -1, -1)))])
+    table.apply_changelog_batch([record("u1", b"s", Version((1, -1, -1))), record("u9", None, Version((2, -1, -1)))])
     asyncio.run(table.on_recovery_completed({TP(table.changelog_topic.get_topic_name(), 0)}, set()))
-    assert "u1" in table.versions  # partition 0 still held
+    assert "u1" in table.versions and table.versions["u9"].erased  # partition 0 still held
     asyncio.run(table.on_recovery_completed(set(), set()))
-    assert "u1" not in table.data and table.versions == {}
+    assert "u1" not in table.data and table.versions == {} and table.erased_in == {}
