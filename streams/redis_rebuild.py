@@ -8,6 +8,12 @@ list with the TTL it has left (lists older than ``rec_ttl_s`` are not restored; 
 forgotten user's key is deleted). The other surfaces' lists come the same way from the
 surface-recommendations topic (key ``{surface}:{user_id}``) to ``rec:{surface}:{user_id}``.
 
+A user whose forget request is the last word in the ``users`` changelog (its tombstone
+carries the request's version, and no state reflecting more input followed it: see
+:mod:`streams.state_version`) has every key deleted, whatever list the recommendations
+topics hold for them: a worker cut off from the broker may deliver a list it published
+before the request after the request's tombstone.
+
 By default a key is written only where Redis has none (``SET NX``), so running workers
 may keep writing while it runs: a newer list a worker wrote is never replaced by an
 older one from the topic. ``overwrite=True`` replaces every key.
@@ -21,7 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streams.state_version import Version, header_version, keep_newer
 from streams.topic_reader import TopicReadError, read_to_end
+from streams.topics import changelog_topic
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -68,11 +76,38 @@ def latest_per_user(records: Iterator[Any], counter: list[int] | None = None) ->
     return latest
 
 
-def _read_topic(settings: Settings, topic: str, timeout_s: float, required: bool = True) -> Iterator[Any]:
+def forgotten_users(records: Iterator[Any]) -> set[str]:
+    """Users of ``users`` changelog records (in offset order per partition) whose forget
+    request is the last word: its tombstone was not followed by a state reflecting more input.
+
+    >>> from streams.state_version import HEADER
+    >>> class R:
+    ...     def __init__(self, user, value, version=b""):
+    ...         self.key, self.value = f'"{user}"'.encode(), value
+    ...         self.headers = [(HEADER, version)] if version else []
+    >>> sorted(forgotten_users(iter([
+    ...     R("gone", b"s", b"5,1,-1"), R("gone", None, b"9,1,-1"), R("gone", b"late", b"7,2,-1"),
+    ...     R("back", b"s", b"5,1,-1"), R("back", None, b"9,1,-1"), R("back", b"new", b"10,1,-1"),
+    ...     R("expired", b"s", b"3,-1,-1"), R("expired", None)])))
+    ['gone']
+    """
+    versions: dict[str, Version] = {}
+    for r in records:
+        try:
+            user = json.loads(r.key) if r.key is not None else None
+        except ValueError:
+            continue
+        if isinstance(user, str):
+            keep_newer(versions, user, r.value, header_version(r.headers))
+    return {user for user, version in versions.items() if version.erased}
+
+
+def _read_topic(settings: Settings, topic: str, timeout_s: float, required: bool = True,
+                setting: str = "STREAMREC_TOPIC_RECOMMENDATIONS") -> Iterator[Any]:
     """Every record of ``topic`` up to its end; nothing when it does not exist and is not ``required``."""
     try:
-        yield from read_to_end(settings, topic, timeout_s, required=required,
-                               setting="STREAMREC_TOPIC_RECOMMENDATIONS", purpose="redis-rebuild")
+        yield from read_to_end(settings, topic, timeout_s, required=required, setting=setting,
+                               purpose="redis-rebuild")
     except TopicReadError as exc:
         raise RebuildError(str(exc)) from None
 
@@ -93,13 +128,18 @@ def rebuild_redis(
         _read_topic(settings, settings.topic_surface_recommendations, timeout_s, required=False), counter
     )
     messages = counter[0]
+    forgotten = forgotten_users(_read_topic(settings, changelog_topic(settings, "users"), timeout_s, required=False,
+                                            setting="STREAMREC_APP_ID"))
     now = time.time() if now is None else now
     written = kept = expired = deleted = 0
-    items = [(settings.rec_key(k.decode("utf-8", "replace")), v) for k, v in latest.items()]
+    items: list[tuple[str, bytes | None]] = []
+    for k, v in latest.items():
+        user_id = k.decode("utf-8", "replace")
+        items.append((settings.rec_key(user_id), None if user_id in forgotten else v))
     for key, value in surfaces.items():
         surface, user_id = split_surface_key(key)
         if surface in settings.surfaces and surface != "home":  # a surface since removed is not restored
-            items.append((settings.rec_key(user_id, surface), value))
+            items.append((settings.rec_key(user_id, surface), None if user_id in forgotten else value))
     try:
         for start in range(0, len(items), batch):
             pipe = client.pipeline(transaction=False)

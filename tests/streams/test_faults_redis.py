@@ -16,7 +16,8 @@ from streams.redis_rebuild import rebuild_redis
 from streams.redis_sink import RedisWriter, create_redis_client
 from streams.runtime import EmbeddedRedis, find_free_port
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.state_version import HEADER
+from streams.topics import changelog_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +109,48 @@ def test_redis_rebuild_restores_every_users_latest_list_from_the_topic(settings:
     old = rebuild_redis(settings, redis.Redis.from_url(settings.redis_url.get_secret_value()),  # type: ignore[union-attr]
                         overwrite=True, now=now + settings.rec_ttl_s + 100)
     assert old.expired == 23 and old.written == 0  # lists past their TTL are not brought back
+
+
+def test_redis_rebuild_does_not_bring_back_a_user_forgotten_before_a_late_list(
+    settings: Settings, redis_client: object
+) -> None:
+    """A cut-off worker's list from before a forget request, delivered after it, stays out of Redis."""
+    ensure_topics(settings)
+    producer = create_producer(settings)
+    users = changelog_topic(settings, "users")
+    now = time.time()
+
+    def state(user: str, value: bytes | None, version: bytes) -> None:
+        producer.send(users, key=json.dumps(user).encode(), value=value, headers=[(HEADER, version)],
+                      partition=0)
+
+    def lists(user: str, event: str) -> None:
+        producer.send(settings.topic_recommendations, key=user.encode(),
+                      value=recommendation_payload(user, (now, event), [ScoredItem("i1", 1.0, "interest")], "blend-1"))
+        producer.send(settings.topic_surface_recommendations, key=f"search:{user}".encode(),
+                      value=recommendation_payload(user, (now, event), [ScoredItem("j1", 1.0, "search")], "blend-1",
+                                                   surface="search"))
+
+    for user in ("gone", "back", "kept"):
+        state(user, b"state", b"5,1,-1")
+        lists(user, "before")
+    for user in ("gone", "back"):  # forget requests at clicks offset 9
+        state(user, None, b"9,1,-1")
+        producer.send(settings.topic_recommendations, key=user.encode(), value=None)
+        producer.send(settings.topic_surface_recommendations, key=f"search:{user}".encode(), value=None)
+    state("gone", b"late, from before the request", b"7,2,-1")
+    lists("gone", "late, from before the request")
+    state("back", b"after the request", b"10,1,-1")
+    lists("back", "after the request")
+    producer.flush()
+    producer.close()
+
+    report = rebuild_redis(settings, redis.Redis.from_url(settings.redis_url.get_secret_value()))  # type: ignore[union-attr]
+    client = redis_client
+    assert client.get(settings.rec_key("gone")) is None  # type: ignore[attr-defined]
+    assert client.get(settings.rec_key("gone", "search")) is None  # type: ignore[attr-defined]
+    for user, event in (("back", "after the request"), ("kept", "before")):
+        for surface in ("home", "search"):
+            raw = client.get(settings.rec_key(user, surface))  # type: ignore[attr-defined]
+            assert raw is not None and json.loads(raw)["trigger_event_id"] == event, (user, surface)
+    assert report.written == 4 and report.deleted == 2
