@@ -213,15 +213,6 @@ def test_a_lone_worker_resumes_on_its_own_after_the_broker_was_unreachable(
         assert worker.pid == pid
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known loss (deploy/FAULTS.md): when the link returns, the cut worker processes fetched events on its "
-    "stale in-memory states and writes them to the changelog until a heartbeat tells it that it lost its "
-    "partitions; interleaved with the new owner's writes, some users' states miss the outage's events "
-    "(1 of 4 runs of this test before the membership fence of streams/membership.py, 0 of 3 after it). "
-    "Changelog records buffered in the cut worker's producer are delivered late; readers now leave out those "
-    "reflecting less input (streams/state_version.py), with too few runs yet to drop this mark.",
-)
 def test_a_worker_cut_off_from_the_broker_rejoins_its_group_and_takes_partitions_again(
     settings: Settings, tmp_path: Path, read_topic: Any
 ) -> None:
