@@ -50,7 +50,7 @@ def embed_items(p: Pipeline, items: list[ItemEvent]) -> list[ItemVector]:
     vectors = p.embedder.embed_items(texts, images)
     return [
         ItemVector(i.item_id, v, p.embedder.version, i.category, i.price, i.title, in_stock=i.in_stock)
-        for i, v in zip(items, vectors)
+        for i, v in zip(items, vectors, strict=True)
     ]
 
 

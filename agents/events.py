@@ -117,7 +117,7 @@ def register(p: Pipeline) -> None:
                 continue
             states = {uid: p.load_user(uid) for uid in touched}
             fx = apply_events(
-                states, clicks, [(q.event_id, q, v) for q, v in zip(searches, vectors)], rec.index, rec.learner,
+                states, clicks, [(q.event_id, q, v) for q, v in zip(searches, vectors, strict=True)], rec.index, rec.learner,
                 guard=guard,
             )
             if fx.duplicates:

@@ -116,7 +116,7 @@ async def refresh_users(
     bundles = rec.bundles([x.item_id for items in lists for x in items])
     producer, topic = p.app.producer, p.settings.topic_recommendations
     batch_id = uuid.uuid4().hex[:24]
-    for n, ((uid, state, ts), items) in enumerate(zip(batch, lists)):
+    for n, ((uid, state, ts), items) in enumerate(zip(batch, lists, strict=True)):
         request_id = f"{batch_id}{n:08x}"
         own = {x.item_id: bundles[x.item_id] for x in items if x.item_id in bundles}
         payload = recommendation_payload(uid, triggers[uid], items, version, policy, request_id=request_id, bundles=own)

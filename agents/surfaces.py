@@ -105,7 +105,7 @@ async def publish_surfaces(
     batch_id = uuid.uuid4().hex[:22]
     producer, topic = p.app.producer, p.settings.topic_surface_recommendations
     for s_n, (name, per_user) in enumerate(lists.items()):
-        for n, ((uid, _, ts), items) in enumerate(zip(users, per_user, strict=True)):
+        for n, ((uid, _, _), items) in enumerate(zip(users, per_user, strict=True)):
             payload = recommendation_payload(uid, triggers[uid], items, version, surface=name,
                                              request_id=f"{batch_id}{s_n:02x}{n:08x}")
             delivery = cast("asyncio.Future[Any]",

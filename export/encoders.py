@@ -20,7 +20,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +330,7 @@ def _write_manifest(onnx_path: Path, identity: dict[str, Any], report: ParityRep
         "max_abs_diff": report.max_abs_diff,
         "n_checked": report.n_checked,
         "export_seconds": round(report.export_seconds, 3),
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
     }
     target = manifest_path(onnx_path)

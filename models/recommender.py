@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.bandit import CONTEXTUAL, DEFAULT_POLICY, Policy, user_context
-from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.bundles import Bundles
+from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
 from models.covisitation import CoVisitation
 from models.fresh_items import FreshItems
 from models.interest import InterestLearner, UserState
@@ -239,7 +240,10 @@ class Recommender:
                     bandit.policy.at_decision(state.n_events)
                     policies.append(bandit.policy)
                     contexts.append(self.bandit_context(state, ts))
-            arr = lambda xs: np.asarray(xs, np.int64)
+
+            def arr(xs: list[int]) -> NDArray[np.int64]:
+                return np.asarray(xs, np.int64)
+
             slates = builder.build(
                 pairs, len(users), embeddings, categories,
                 bought=(arr(bought_u), arr(bought_r)),

@@ -263,7 +263,7 @@ class SlateBuilder:
         if n_fresh:
             assert fresh is not None and row_of is not None
             blocked: dict[int, set[int]] = {}
-            for bu, br in zip(*(bought if bought is not None else (np.zeros(0, np.int64),) * 2)):
+            for bu, br in zip(*(bought if bought is not None else (np.zeros(0, np.int64),) * 2), strict=True):
                 blocked.setdefault(int(bu), set()).add(int(br))
             pool = [(row_of[i], i) for i in fresh.fresh(now) if i in row_of]  # one ordering for the batch
             for u in range(n_users):

@@ -91,7 +91,7 @@ class Trending:
         else:
             cand = np.arange(n)
         cand = cand[values[cand] > 0]
-        best = sorted(((-float(values[r]), self._ids[r]) for r in cand.tolist()))[:k]
+        best = sorted((-float(values[r]), self._ids[r]) for r in cand.tolist())[:k]
         if not best or not math.isfinite(best[0][0]):
             return []
         top = -best[0][0]

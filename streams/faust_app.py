@@ -30,12 +30,12 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import ProducerT, TransportT
 from faust.types.tuples import ack_lock
 
+from streams.input_start import seek_uncommitted_to_start
 from streams.kafka_config import (
     aiokafka_kwargs,
     faust_broker_credentials,
     faust_broker_url,
 )
-from streams.input_start import seek_uncommitted_to_start
 from streams.log_end import log_ends
 from streams.membership import MembershipClock
 from streams.offset_holes import head_missing

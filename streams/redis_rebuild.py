@@ -156,7 +156,7 @@ def rebuild_redis(
                     continue
                 pipe.set(rkey, value, ex=ttl, nx=not overwrite)
                 ops.append("set")
-            for op, result in zip(ops, pipe.execute()):
+            for op, result in zip(ops, pipe.execute(), strict=True):
                 if op == "delete":
                     deleted += 1
                 elif result:

@@ -27,7 +27,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     panels = (["latency", "throughput"] if has_live else []) + (["catchup"] if has_catchup else [])
     fig = Figure(figsize=(5.2 * max(1, len(panels)), 4.4))
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=False):  # one empty panel when there are none
         if panel == "latency":
             _latency(ax, live)
         elif panel == "throughput":
@@ -86,7 +86,7 @@ def _catchup(ax: Any, catchup: dict[str, Any]) -> None:
     systems = [s for s in ("pipeline", "echo") if catchup.get(s)]
     values = [catchup[s].get("events_per_s") or 0 for s in systems]
     bars = ax.bar(systems, values, color=["tab:blue", "tab:grey"][: len(systems)])
-    for bar, value in zip(bars, values):
+    for bar, value in zip(bars, values, strict=True):
         ax.annotate(f"{value:,.0f}/s", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8)
     first = catchup.get(systems[0], {}) if systems else {}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-from contextlib import ExitStack
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 

@@ -74,7 +74,7 @@ def test_exploration_slot_records_source_and_policy_propensity() -> None:
                                    explore_positions=(1,)), SOURCES)
     policy = make_policy("epsilon_greedy", seed=0, epsilon=0.5)
     policy.update("trending", 1)
-    expected = dict(zip(["interest", "trending"], policy.propensities(["interest", "trending"]).tolist()))
+    expected = dict(zip(["interest", "trending"], policy.propensities(["interest", "trending"]).tolist(), strict=True))
     slate = b.build(ONE_USER, 1, EMB, CATS, policies=[policy])[0]
     explored = slate[1]
     assert explored.source in SOURCES and explored.propensity == pytest.approx(expected[explored.source])

@@ -59,7 +59,9 @@ def test_apply_feedback_joins_per_user_in_event_time_and_counts_new_impressions_
             self.kind, self.session_id = "click", None
 
     states = {"u": UserState(), "v": UserState()}
-    read = lambda uid, st: UserBandit.from_json(st.bandit, "thompson", 0, 10.0)
+    def read(uid: str, st: UserState) -> UserBandit:
+        return UserBandit.from_json(st.bandit, "thompson", 0, 10.0)
+
     # the click comes first in the batch but after the impression in event time
     fx = apply_feedback(states, [Imp("u", "r1", ["a", "b"], 1.0), Imp("u", "r1", ["a", "b"], 1.0)],
                         [Click("u", "b", 2.0, "r1"), Click("v", "a", 3.0, None)], read)

@@ -18,7 +18,7 @@ def test_log_ends_reach_every_written_record(settings: Settings) -> None:
     topic, written = settings.topic_clicks, 1_000
     producer = create_producer(settings)
     for _ in range(10):  # several produce batches: the broker's last one is what ListOffsets may miss
-        for n in range(written // 10):
+        for _ in range(written // 10):
             producer.send(topic, key=b"k", value=b"x" * 50, partition=0)
         producer.flush()
     producer.close()

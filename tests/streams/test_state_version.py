@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import faust
 
 from streams.state_version import HEADER, Version, batch_versions, header_version, outdated
