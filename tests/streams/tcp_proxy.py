@@ -68,7 +68,33 @@ def _tcp_inode(local_port: int, remote_port: int) -> str | None:
     return None
 
 
-class TcpProxy:
+class LoopbackProxy:
+    """What every test proxy here shares: a listening ``port`` on loopback, its ``address``,
+    and use as a context manager (``start()`` on entry, ``close()`` on exit)."""
+
+    port: int
+
+    @property
+    def address(self) -> str:
+        """``"127.0.0.1:<port>"``, for ``bootstrap_servers``."""
+        return f"{LOOPBACK}:{self.port}"
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class TcpProxy(LoopbackProxy):
     """Forward ``127.0.0.1:port`` to ``127.0.0.1:target_port``; ``cut()`` / ``restore()`` the link.
 
     ``target_port`` may be set after start (``proxy.target_port = ...``), for a server that
@@ -88,11 +114,6 @@ class TcpProxy:
         self.forwarded = 0
         self.refused = 0
         self._acceptor = threading.Thread(target=self._accept_loop, name=f"tcp-proxy-{self.port}", daemon=True)
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:<port>"``, for ``bootstrap_servers``."""
-        return f"{LOOPBACK}:{self.port}"
 
     @property
     def is_cut(self) -> bool:
@@ -129,14 +150,6 @@ class TcpProxy:
             self._listener.close()
         if self._acceptor.is_alive():
             self._acceptor.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- internals
     def _accept_loop(self) -> None:

@@ -32,13 +32,12 @@ import socket
 import ssl
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-LOOPBACK = "127.0.0.1"
+from tests.streams.tcp_proxy import LOOPBACK, LoopbackProxy
 
 
-class TlsTerminator:
+class TlsTerminator(LoopbackProxy):
     """Accept TLS on ``127.0.0.1:port`` with ``cert``/``key`` and forward plain TCP to ``target_port``.
 
     ``target_port`` may be set after start, for a server that must know the port to advertise.
@@ -56,11 +55,6 @@ class TlsTerminator:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"tls-proxy-{self.port}", daemon=True)
         self._server: asyncio.Server | None = None
 
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:<port>"``, for ``bootstrap_servers``."""
-        return f"{LOOPBACK}:{self.port}"
-
     def start(self) -> Self:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
@@ -71,14 +65,6 @@ class TlsTerminator:
             self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     async def _serve(self) -> asyncio.Server:
         return await asyncio.start_server(self._handle, sock=self._listener, ssl=self._context,
