@@ -8,7 +8,7 @@ each user's list, in one vectorised pass for every user at once:
 2. **relevance**: each user's scores are min-max normalised to [0, 1], then
    **frequency capping** multiplies an item's relevance by
    ``freq_decay ** max(0, shown - freq_free)``, where ``shown`` is how often the user
-   was shown it without clicking;
+   was shown it without clicking (``freq_decay`` 1, the default, switches capping off);
 3. the ``pool`` most relevant candidates per user go to **MMR** (maximal marginal
    relevance on the unit item embeddings): each next item maximises
    ``mmr_lambda * rel - (1 - mmr_lambda) * max cosine to the items already chosen``,
@@ -52,7 +52,7 @@ class SlateSettings:
     category_cap: int = 3  # 0: no cap
     pool: int = 50
     freq_free: int = 2
-    freq_decay: float = 0.5
+    freq_decay: float = 1.0  # 1: no frequency capping
     explore_slots: int = 1
     fresh_slots: int = 1
     explore_positions: tuple[int, ...] = (4, 9)  # where exploration items go (in the order chosen)

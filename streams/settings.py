@@ -201,7 +201,10 @@ class Settings(BaseSettings):
     category_cap: int = Field(default=0, ge=0, description="most items of one category per list (0: no cap)")
     slate_pool: int = Field(default=50, ge=1, description="most relevant candidates per user the slate is built from")
     freq_free: int = Field(default=2, ge=0, description="impressions without a click before an item is down-weighted")
-    freq_decay: float = Field(default=0.5, gt=0, le=1, description="relevance factor per further unclicked impression")
+    freq_decay: float = Field(
+        default=1.0, gt=0, le=1,
+        description="relevance factor per further unclicked impression (1: no frequency capping, the default)",
+    )
     feedback_window_s: float = Field(default=1800.0, gt=0, description="a click within this long after its impression is a reward of 1")
     fresh_informed_after: int = Field(default=20, ge=1, description="impressions after which a new item is no longer fresh")
     fresh_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="a new item stops being fresh this long after it arrived")
