@@ -53,8 +53,13 @@ def create_session(
     providers: Sequence[str] = (CPU_PROVIDER,),
     *,
     intra_op_threads: int | None = None,
+    profile_prefix: str | None = None,
 ) -> ort.InferenceSession:
-    """Open an ONNX model with the available subset of ``providers`` (CPU last) and log the one in use."""
+    """Open an ONNX model with the available subset of ``providers`` (CPU last) and log the one in use.
+
+    With ``profile_prefix``, onnxruntime's profiler records every call (its file is written
+    by ``session.end_profiling()``, under that prefix); serving never sets it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -65,6 +70,9 @@ def create_session(
         if intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0 (0 lets onnxruntime decide)")
         options.intra_op_num_threads = intra_op_threads
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     in_use = active_provider(session)
     if in_use != chosen[0]:

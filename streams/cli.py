@@ -457,8 +457,11 @@ def bench(ctx: click.Context, mode: str, rates: str, seconds: float, events: int
               help="a `streamrec train` checkpoint (default: an untrained ranker of the default shape)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/scoring"),
               show_default=True, help="folder for scoring.json, scoring.md and scoring.png")
+@click.option("--profile-calls", type=click.IntRange(min=0), default=0, show_default=True,
+              help="also run onnxruntime's pair scorer this many times per batch size under its profiler and "
+                   "report its time by operator, and the ceiling the matrix products put on ORT ÷ eager (0: off)")
 def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads: int, checkpoint: Path | None,
-                  out: Path) -> None:
+                  out: Path, profile_calls: int) -> None:
     """Candidates scored per second by the ranker: onnxruntime against PyTorch eager.
 
     Same inputs, same threads, measured interleaved at each batch size; on a machine
@@ -475,7 +478,7 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--batches") from None
     config = ScoringBenchConfig(batch_sizes=sizes, items=items, rounds=rounds, seconds=seconds, threads=threads,
-                                checkpoint=checkpoint, out=out)
+                                checkpoint=checkpoint, out=out, profile_calls=profile_calls)
     command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "scoring"] else "streamrec bench scoring"
     results = run_scoring_bench(config, click.echo, command=command)
     click.echo(markdown_of(results))

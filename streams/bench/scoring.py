@@ -13,7 +13,8 @@ item-features pass itself is timed once per engine (its cost per catalog change)
 
 The engines are measured interleaved (rounds alternate the order), so load from
 other processes on the machine hits all alike and their ratios stay meaningful when
-the absolute figures do not. With a CUDA provider available, onnxruntime is also
+the absolute figures do not. With ``profile_calls``, onnxruntime's profiler then splits
+the pair scorer's calls by operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available, onnxruntime is also
 measured on the GPU through I/O binding, the item features resident on the device
 (the serving path); otherwise the report says that the GPU figure was not measured.
 
@@ -51,6 +52,7 @@ class ScoringBenchConfig:
     checkpoint: Path | None = None
     out: Path = Path("bench-results/scoring")
     seed: int = 0
+    profile_calls: int = 0  # onnxruntime-profiled calls per batch size (0: no profile)
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -103,6 +105,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
         RankerInputs,
     )
     from streams.bench.machine import load_average, machine_facts, source_revision
+    from streams.bench.scoring_profile import matrix_flops, profile_calls, profile_row
 
     torch.manual_seed(config.seed)
     if config.checkpoint is not None:
@@ -129,6 +132,10 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 if CUDA in ort.get_available_providers() else None
             if gpu is not None and gpu.provider != CUDA:
                 gpu = None
+            pair_layers = [(x.in_features, x.out_features) for x in [*model.cross, *model.mlp]
+                           if isinstance(x, torch.nn.Linear)]
+            user_layers = [(model.text_dim, model.config.rank)] * 3 + \
+                ([(model.image_dim, model.config.rank)] * 2 if model.image_proj is not None else [])
             catalog = random_inputs(model, pairs=1, items=config.items, seed=config.seed)["item_vectors"]
             catalog_t = torch.from_numpy(catalog)
 
@@ -197,6 +204,12 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                     row["pytorch-eager-cpu-one-graph"]["median_ms"] / row["onnxruntime-cpu-one-graph"]["median_ms"], 3)
                 row["ort_split_over_one_graph"] = round(
                     row["onnxruntime-cpu-one-graph"]["median_ms"] / row["onnxruntime-cpu"]["median_ms"], 3)
+                if config.profile_calls:
+                    calls, by_op = profile_calls(onnx_path, pair_feeds, OUTPUT_NAME, config.profile_calls,
+                                                 config.threads)
+                    flops = matrix_flops(pair_layers, n, user_layers, users)
+                    row["profile"] = profile_row(by_op, calls, flops, row["onnxruntime-cpu"]["median_ms"],
+                                                 row["pytorch-eager-cpu"]["median_ms"])
                 rows.append(row)
                 gpu_note = (f", GPU {row['onnxruntime-cuda-iobinding']['candidates_per_s']:,.0f}/s" if gpu else "")
                 log(f"batch {n:>6}: onnxruntime {row['onnxruntime-cpu']['candidates_per_s']:>12,.0f}/s, "
@@ -254,6 +267,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"{ip['onnxruntime_ms']:.2f} ms, eager {ip['eager_ms']:.2f} ms); the one-graph columns gather and project "
             f"each pair's item vector in every call. GPU: {results['gpu']}.")
     lines += ["", note]
+    if any("profile" in r for r in results["rows"]):
+        from streams.bench.scoring_profile import markdown as profile_markdown
+
+        lines += ["", "onnxruntime's pair scorer under its profiler (kernel time per call, by operator type):", "",
+                  profile_markdown(results["rows"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from export.bundle import newest_bundle
@@ -72,9 +73,15 @@ def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: P
     assert res.exit_code == 0 and "--mode" in res.output and "scoring" in res.output
     out = tmp_path / "scoring"
     res = runner.invoke(main, ["bench", "scoring", "--batches", "1,64", "--rounds", "2", "--seconds", "0.05",
-                               "--items", "500", "--out", str(out)])
+                               "--items", "500", "--profile-calls", "4", "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "scoring.json").read_text())
+    for row in data["rows"]:  # onnxruntime's profiler split each batch size's calls by operator
+        p = row["profile"]
+        assert p["calls"] == 4 and p["matrix_us_per_call"] > 0 and 0 < p["matrix_share"] < 1
+        assert p["kernel_us_per_call"] == pytest.approx(sum(p["by_operator_us"].values()), abs=0.1)
+        assert p["ceiling_ort_over_eager"] > 0
+    assert "ceiling on ORT ÷ eager" in (out / "scoring.md").read_text()
     assert [r["batch"] for r in data["rows"]] == [1, 64]
     for row in data["rows"]:
         assert row["onnxruntime-cpu"]["candidates_per_s"] > 0 and row["pytorch-eager-cpu"]["candidates_per_s"] > 0
