@@ -5,12 +5,18 @@ to the latest search, co-visitation neighbours of the user's recent items, and
 trending items. Each (user, item) pair appears once, labelled with the source
 that found it first in priority order (search, covisit, interest, trending), and
 carries the features the ranker needs.
+
+The nearest items come from three matrix products over the whole catalog, in numpy,
+or, given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU),
+from one call that returns only each user's top rows; the features of the chosen pairs
+are then computed from the gathered rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +68,27 @@ class Candidates:
         return int(self.user.shape[0])
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """Per user, the nearest rows (best first) and their scores, for the interest and search sources.
+    Arrays of shape ``(users, k)``; a dead row scores -inf."""
+
+    interest_rows: IntArray
+    interest_scores: FloatArray
+    search_rows: IntArray
+    search_scores: FloatArray
+
+
+class Retrieval(Protocol):
+    """Nearest-item retrieval for a micro-batch, run outside numpy (e.g. on a GPU)."""
+
+    def top_rows(self, index: ItemIndex, user_vectors: FloatArray, weights: FloatArray, k: int) -> Retrieved:
+        """Per user (``user_vectors`` ``(U, 3, D)``: long, short, query), the ``k`` rows of ``index``
+        with the highest interest score (``weights`` ``(U, 2)`` times the long and short
+        similarities) and the ``k`` nearest to the query."""
+        ...
+
+
 def _stack(vectors: Sequence[Vector | None], dim: int) -> FloatArray:
     out = np.zeros((len(vectors), dim), dtype=np.float32)
     for i, v in enumerate(vectors):
@@ -80,6 +107,24 @@ def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_]) -> tuple[Int
     return np.repeat(users, k), part.reshape(-1).astype(np.int64)
 
 
+def _first_allowed(
+    rows: IntArray, scores: FloatArray, valid: NDArray[np.bool_], blocked_keys: IntArray, n_rows: int, k: int
+) -> tuple[IntArray, IntArray]:
+    """(user, row) pairs of the first ``k`` rows of each valid user's best-first ``rows`` that are
+    alive (finite score) and not blocked (``user * n_rows + row`` in ``blocked_keys``).
+
+    >>> rows = np.array([[3, 1, 2], [0, 2, 1]]); scores = np.array([[.9, .8, .7], [.9, -np.inf, -np.inf]])
+    >>> _first_allowed(rows, scores, np.array([True, True]), np.array([0 * 4 + 3]), 4, 1)
+    (array([0, 1]), array([1, 0]))
+    """
+    if rows.shape[1] == 0 or not valid.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    users = np.broadcast_to(np.arange(rows.shape[0], dtype=np.int64)[:, None], rows.shape)
+    ok = np.isfinite(scores) & valid[:, None] & ~np.isin(users * n_rows + rows, blocked_keys)
+    ok &= np.cumsum(ok, axis=1) <= k
+    return users[ok], rows[ok].astype(np.int64)
+
+
 def generate_candidates(
     users: Sequence[UserContext],
     index: ItemIndex,
@@ -87,8 +132,10 @@ def generate_candidates(
     trending: Trending,
     per_source: int = 100,
     exclude_recent: int = 5,
+    retrieval: Retrieval | None = None,
 ) -> Candidates:
-    """All candidate pairs with features for ``users`` (one matrix product per vector kind)."""
+    """All candidate pairs with features for ``users`` (one matrix product per vector kind, or one
+    ``retrieval`` call for the batch)."""
     n_users, n_rows = len(users), index.size
     matrix, alive = index.matrix, index.alive
     long = _stack([u.long for u in users], index.dim)
@@ -98,9 +145,6 @@ def generate_candidates(
     conf_short = np.array([u.conf_short for u in users], np.float32)
     conf_query = np.array([u.conf_query for u in users], np.float32)
 
-    s_long = long @ matrix.T
-    s_short = short @ matrix.T
-    s_query = query @ matrix.T
     dead = ~alive
 
     # What each user must not be shown: bought items (always) and, optionally, the
@@ -125,11 +169,27 @@ def generate_candidates(
         if r is not None:
             trend[r] = score
 
-    interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
-    interest[:, dead] = -np.inf
-    interest[blocked] = -np.inf
-    searched = np.where(dead[None, :], -np.inf, s_query)
-    searched[blocked] = -np.inf
+    wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
+    if retrieval is None:
+        s_long = long @ matrix.T
+        s_short = short @ matrix.T
+        s_query = query @ matrix.T
+        interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
+        interest[:, dead] = -np.inf
+        interest[blocked] = -np.inf
+        searched = np.where(dead[None, :], -np.inf, s_query)
+        searched[blocked] = -np.inf
+        search_pairs = _top_rows(searched, per_source, wants_search)
+        interest_pairs = _top_rows(interest, per_source, wants_interest)
+    else:
+        most_blocked = max((len(x) for x in seen_sets), default=0)
+        found = retrieval.top_rows(index, np.stack([long, short, query], axis=1),
+                                   np.stack([conf_long, conf_short], axis=1), per_source + most_blocked)
+        blocked_keys = blocked[0] * n_rows + blocked[1]
+        search_pairs = _first_allowed(found.search_rows, found.search_scores, wants_search, blocked_keys,
+                                      n_rows, per_source)
+        interest_pairs = _first_allowed(found.interest_rows, found.interest_scores, wants_interest, blocked_keys,
+                                        n_rows, per_source)
     trend_scores = np.where((trend > 0) & alive, trend, -np.inf)[None, :].repeat(n_users, axis=0)
     trend_scores[blocked] = -np.inf
     parts_user: list[IntArray] = []
@@ -141,7 +201,7 @@ def generate_candidates(
         parts_row.append(r)
         parts_src.append(np.full(u.shape[0], src, np.int64))
 
-    add(*_top_rows(searched, per_source, conf_query > 0.05), SEARCH)
+    add(*search_pairs, SEARCH)
 
     # Co-visitation for the whole batch in one pass; each user asks for as many more
     # than ``per_source`` as it has blocked items, which are then dropped.
@@ -154,7 +214,7 @@ def generate_candidates(
     known[known] &= ~np.isin(cu[known] * max(n_rows, 1) + cr[known], blocked[0] * max(n_rows, 1) + blocked[1])
     cu, cr, cov_score = cu[known], cr[known], cv_score[known]
     add(cu, cr, COVISIT)
-    add(*_top_rows(interest, per_source, (conf_long + conf_short) > 0), INTEREST)
+    add(*interest_pairs, INTEREST)
     add(*_top_rows(trend_scores, per_source, np.ones(n_users, bool)), TRENDING)
 
     user = np.concatenate(parts_user) if parts_user else np.zeros(0, np.int64)
@@ -182,13 +242,19 @@ def generate_candidates(
         hit = ckeys_sorted[pos] == keys
         cov_feat[hit] = cov_score.astype(np.float32)[order][pos[hit]]
 
+    if retrieval is None:
+        sims = np.stack([s_long[user, row], s_short[user, row], s_query[user, row]], axis=1)
+    else:  # only the chosen pairs' similarities: one gathered row per pair
+        vectors = np.stack([long, short, query], axis=1)
+        sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
+    sims = sims.astype(np.float32)
     return Candidates(
         user=user,
         row=row,
         source=src,
-        sim_long=s_long[user, row],
-        sim_short=s_short[user, row],
-        sim_query=s_query[user, row],
+        sim_long=sims[:, 0],
+        sim_short=sims[:, 1],
+        sim_query=sims[:, 2],
         conf_long=conf_long[user],
         conf_short=conf_short[user],
         conf_query=conf_query[user],

@@ -49,20 +49,26 @@ def select_providers(requested: Sequence[str], available: Sequence[str] | None =
 
 
 def create_session(
-    path: Path,
+    path: Path | bytes,
     providers: Sequence[str] = (CPU_PROVIDER,),
     *,
     intra_op_threads: int | None = None,
     profile_prefix: str | None = None,
 ) -> ort.InferenceSession:
-    """Open an ONNX model with the available subset of ``providers`` (CPU last) and log the one in use.
+    """Open an ONNX model (a file, or a serialised model) with the available subset of ``providers``
+    (CPU last) and log the one in use.
 
     With ``profile_prefix``, onnxruntime's profiler records every call (its file is written
     by ``session.end_profiling()``, under that prefix); serving never sets it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {path}")
+    if isinstance(path, bytes):  # a serialised model built in memory
+        model: str | bytes = path
+        name = "(in memory)"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {path}")
+        model, name = str(path), path.name
     chosen = select_providers(providers)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -73,12 +79,12 @@ def create_session(
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
-    session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    session = ort.InferenceSession(model, sess_options=options, providers=chosen)
     in_use = active_provider(session)
     if in_use != chosen[0]:
         logger.warning("onnx session %s: wanted %s but onnxruntime fell back to %s",
-                       path.name, chosen[0], in_use)
-    logger.info("onnx session %s: using %s (requested %s)", path.name, in_use, list(providers))
+                       name, chosen[0], in_use)
+    logger.info("onnx session %s: using %s (requested %s)", name, in_use, list(providers))
     return session
 
 

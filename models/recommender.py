@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from models.bandit import CONTEXTUAL, DEFAULT_POLICY, Policy, user_context
 from models.bundles import Bundles
-from models.candidates import SOURCES, Candidates, UserContext, generate_candidates
+from models.candidates import SOURCES, Candidates, Retrieval, UserContext, generate_candidates
 from models.covisitation import CoVisitation
 from models.fresh_items import FreshItems
 from models.interest import InterestLearner, UserState
@@ -81,6 +81,7 @@ class Recommender:
     policy, ``fresh`` holds the new items' statistics (every worker's copy is fed
     from the item-stats topic), ``together`` holds the "frequently bought together" counts
     (fed from the same topic) and ``bundle_size`` is how many items :meth:`bundles` gives per item.
+    ``retrieval`` runs candidate generation's nearest-item search (e.g. on a GPU; None: numpy).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Recommender:
         fresh: FreshItems | None = None,
         bundle_size: int = 3,
         together: Bundles | None = None,
+        retrieval: Retrieval | None = None,
     ) -> None:
         self.index = index
         self.covisitation = covisitation
@@ -116,6 +118,7 @@ class Recommender:
         self.bundle_size = bundle_size
         self.together = together if together is not None else Bundles()
         self._slates = SlateBuilder(slate, SOURCES) if slate is not None else None
+        self.retrieval = retrieval
 
     @property
     def policy_name(self) -> str:
@@ -172,6 +175,7 @@ class Recommender:
             self.trending,
             per_source=self.per_source,
             exclude_recent=self.exclude_recent,
+            retrieval=self.retrieval,
         )
         if len(cands) == 0:
             return None

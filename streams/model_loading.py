@@ -1,4 +1,5 @@
-"""Start-up factories: the encoders (exported to ONNX when needed) and the learned ranker.
+"""Start-up factories: the encoders (exported to ONNX when needed), the learned ranker and
+the nearest-item retrieval.
 
 The ranker comes from the newest bundle in ``settings.resolved_ranker_dir`` and runs on
 onnxruntime only (no torch). With no bundle there, the transparent blend ranks.
@@ -12,6 +13,7 @@ from collections.abc import Collection
 from models.image_encoder import load_image_encoder
 from models.item_embedding import ItemEmbedder
 from models.onnx_ranker import OnnxRanker
+from models.onnx_retrieval import OnnxRetrieval
 from models.onnx_session import active_provider
 from models.text_encoder import load_text_encoder
 from streams.metrics import Metrics
@@ -76,3 +78,18 @@ def load_ranker(
         metrics.ranker_loads.labels("ok").inc()
         metrics.provider.labels("ranker", ranker.provider).set(1)
     return ranker
+
+
+def load_retrieval(settings: Settings, metrics: Metrics | None = None) -> OnnxRetrieval | None:
+    """Candidate generation's nearest-item search as ``settings.retrieval`` asks: onnxruntime
+    (``onnx``; ``auto`` only when it runs on a GPU provider), else None, which means numpy."""
+    if settings.retrieval == "numpy":
+        log.info("nearest-item retrieval runs in numpy (STREAMREC_RETRIEVAL=numpy)")
+        return None
+    retrieval = OnnxRetrieval(settings.providers, intra_op_threads=settings.ranker_threads or None)
+    if settings.retrieval == "auto" and retrieval.device_type == "cpu":
+        log.info("nearest-item retrieval runs in numpy: no GPU provider in use")
+        return None
+    if metrics is not None:
+        metrics.provider.labels("retrieval", retrieval.provider).set(1)
+    return retrieval

@@ -23,7 +23,7 @@ from models.recommender import Recommender
 from models.slate import SlateSettings
 from streams.faust_app import StreamrecApp, create_app
 from streams.metrics import Metrics
-from streams.model_loading import RankerUnavailable, load_ranker
+from streams.model_loading import RankerUnavailable, load_ranker, load_retrieval
 from streams.redis_sink import RedisWriter, create_redis_client
 from streams.settings import Settings
 from streams.user_table import VersionedTable
@@ -143,6 +143,7 @@ def build_recommender(settings: Settings, embedder: ItemEmbedder, metrics: Metri
         feedback_window_s=settings.feedback_window_s,
         fresh=FreshItems(settings.fresh_informed_after, max_age_s=settings.fresh_max_age_s),
         bundle_size=settings.bundle_size,
+        retrieval=load_retrieval(settings, metrics),
     )
 
 

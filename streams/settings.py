@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="how often a worker looks for a newer ranker bundle (0: only at start)"
     )
     ranker_threads: int = Field(default=1, ge=0, description="onnxruntime CPU threads of the ranker (0: all cores)")
+    retrieval: Literal["auto", "numpy", "onnx"] = Field(
+        default="auto",
+        description="nearest-item search of candidate generation: onnx runs it in onnxruntime with the item "
+        "matrix resident on the device; auto does that when a GPU provider is in use, else numpy",
+    )
     fetch_image_urls: bool = Field(default=True, description="download http(s) item images")
     image_fetch_timeout_s: float = 3.0
     image_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)

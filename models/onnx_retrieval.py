@@ -1,0 +1,183 @@
+"""Nearest-item retrieval over the whole catalog as one onnxruntime call per micro-batch.
+
+Candidate generation (:func:`models.candidates.generate_candidates`) needs, for every
+user of a micro-batch, the items nearest to their interest (long- plus short-term
+vector, weighted by how much each counts now) and to their latest search. On the CPU
+numpy does this with three matrix products. On a GPU, :class:`OnnxRetrieval` runs the
+same products and the two top-k's in one ONNX graph (:func:`retrieval_graph`) on the
+device: the item matrix and its dead-row mask are copied there once per catalog version
+and stay resident (I/O binding), only the users' vectors travel in, and only ``k`` rows
+and scores per user and source travel back.
+
+The graph's inputs are ``user_vectors`` ``(U, 3, D)`` (long, short, query), ``weights``
+``(U, 2)`` (the long and short vectors' weights), ``item_matrix`` ``(M, D)``,
+``item_bias`` ``(M,)`` (0 for a live row, -inf for a dead one) and ``k``; its outputs
+the ``interest`` and ``search`` rows and scores, ``(U, k)`` each, best first. A dead row
+scores -inf, so it can only come back when fewer than ``k`` rows are alive.
+
+>>> import numpy as np
+>>> from models.item_index import ItemIndex
+>>> idx = ItemIndex(dim=2)
+>>> for item, v in {"a": [1, 0], "b": [0, 1], "c": [0.7, 0.7]}.items():
+...     idx.upsert(item, np.array(v, np.float32))
+>>> r = OnnxRetrieval()
+>>> users = np.array([[[1, 0], [0, 0], [0, 1]]], np.float32)  # long, short, query
+>>> found = r.top_rows(idx, users, np.array([[1.0, 0.0]], np.float32), k=2)
+>>> idx.item_ids(found.interest_rows[0]), idx.item_ids(found.search_rows[0])
+(['a', 'c'], ['b', 'c'])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from numpy.typing import NDArray
+from onnx import TensorProto, helper
+
+from models.candidates import Retrieved
+from models.item_index import ItemIndex
+from models.onnx_session import CPU_PROVIDER, active_provider, create_session
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float32]
+IntArray = NDArray[np.int64]
+
+OPSET = 17
+OUTPUT_NAMES: tuple[str, ...] = ("interest_rows", "interest_scores", "search_rows", "search_scores")
+_DEVICE_TYPES = {"CUDAExecutionProvider": "cuda", CPU_PROVIDER: "cpu"}
+
+
+def retrieval_graph() -> bytes:
+    """The serialised ONNX model described in the module docstring."""
+    f, i64 = TensorProto.FLOAT, TensorProto.INT64
+    nodes = [
+        helper.make_node("Shape", ["user_vectors"], ["uv_shape"]),
+        helper.make_node("Flatten", ["user_vectors"], ["flat"], axis=2),  # (3U, D)
+        helper.make_node("Gemm", ["flat", "item_matrix"], ["sims_flat"], transB=1),  # (3U, M)
+        helper.make_node("Constant", [], ["three"], value=helper.make_tensor("three", i64, [1], [3])),
+        helper.make_node("Constant", [], ["minus_one"], value=helper.make_tensor("minus_one", i64, [1], [-1])),
+        helper.make_node("Slice", ["uv_shape", "zero", "one"], ["n_users"]),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", i64, [1], [0])),
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", i64, [1], [1])),
+        helper.make_node("Concat", ["n_users", "three", "minus_one"], ["sims_shape"], axis=0),
+        helper.make_node("Reshape", ["sims_flat", "sims_shape"], ["sims"]),  # (U, 3, M)
+        helper.make_node("Unsqueeze", ["weights", "minus_one"], ["w3"]),  # (U, 2, 1)
+        helper.make_node("Constant", [], ["two"], value=helper.make_tensor("two", i64, [1], [2])),
+        helper.make_node("Slice", ["sims", "zero", "two", "one"], ["long_short"]),  # (U, 2, M)
+        helper.make_node("Mul", ["long_short", "w3"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "one"], ["interest_raw"], keepdims=0),  # (U, M)
+        helper.make_node("Add", ["interest_raw", "item_bias"], ["interest"]),
+        helper.make_node("Gather", ["sims", "two_scalar"], ["query_raw"], axis=1),  # (U, M)
+        helper.make_node("Constant", [], ["two_scalar"], value=helper.make_tensor("two_scalar", i64, [], [2])),
+        helper.make_node("Add", ["query_raw", "item_bias"], ["search"]),
+        helper.make_node("TopK", ["interest", "k"], ["interest_scores", "interest_rows"], axis=1, largest=1, sorted=1),
+        helper.make_node("TopK", ["search", "k"], ["search_scores", "search_rows"], axis=1, largest=1, sorted=1),
+    ]
+    graph = helper.make_graph(
+        _in_dependency_order(nodes),
+        "streamrec_retrieval",
+        [
+            helper.make_tensor_value_info("user_vectors", f, ["users", 3, "dim"]),
+            helper.make_tensor_value_info("weights", f, ["users", 2]),
+            helper.make_tensor_value_info("item_matrix", f, ["items", "dim"]),
+            helper.make_tensor_value_info("item_bias", f, ["items"]),
+            helper.make_tensor_value_info("k", i64, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("interest_rows", i64, ["users", "k"]),
+            helper.make_tensor_value_info("interest_scores", f, ["users", "k"]),
+            helper.make_tensor_value_info("search_rows", i64, ["users", "k"]),
+            helper.make_tensor_value_info("search_scores", f, ["users", "k"]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="streamrec")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _in_dependency_order(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """``nodes`` sorted so every input is produced before it is read (ONNX requires it)."""
+    produced = {"user_vectors", "weights", "item_matrix", "item_bias", "k"}
+    pending, out = list(nodes), []
+    while pending:
+        ready = [n for n in pending if all(x in produced for x in n.input)]
+        if not ready:
+            raise ValueError(f"retrieval graph has unresolved inputs: {[n.input for n in pending]}")
+        for n in ready:
+            out.append(n)
+            produced.update(n.output)
+            pending.remove(n)
+    return out
+
+
+class OnnxRetrieval:
+    """A :class:`~models.candidates.Retrieval`: interest and search top-k over the item index in one onnxruntime call (see the module docstring).
+
+    Parameters
+    ----------
+    providers
+        onnxruntime providers in order of preference (CPU is always appended).
+    io_binding
+        None: bind on GPU providers only (the item matrix stays on the device); True/False: always/never.
+    """
+
+    def __init__(self, providers: Sequence[str] = (CPU_PROVIDER,), *, intra_op_threads: int | None = None,
+                 io_binding: bool | None = None) -> None:
+        self.session = create_session(retrieval_graph(), providers, intra_op_threads=intra_op_threads)
+        self.provider = active_provider(self.session)
+        self.device_type = _DEVICE_TYPES.get(self.provider, "cpu")
+        self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
+        self._key: tuple[int, int, int] | None = None
+        self._resident: tuple[Any, Any] | None = None
+        log.info("nearest-item retrieval runs on %s (I/O binding %s)", self.provider, "on" if self.io_binding else "off")
+
+    def top_rows(self, index: ItemIndex, user_vectors: FloatArray, weights: FloatArray, k: int) -> Retrieved:
+        """The ``k`` (at most the index's size) nearest rows per user for interest and for search."""
+        k = min(int(k), index.size)
+        n = user_vectors.shape[0]
+        if k <= 0 or n == 0:
+            empty_rows, empty_scores = np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
+            return Retrieved(empty_rows, empty_scores, empty_rows, empty_scores)
+        feeds = {"user_vectors": np.ascontiguousarray(user_vectors, np.float32),
+                 "weights": np.ascontiguousarray(weights, np.float32), "k": np.array([k], np.int64)}
+        if not self.io_binding:
+            matrix, bias = self._catalog(index)
+            out = self.session.run(list(OUTPUT_NAMES), {**feeds, "item_matrix": matrix, "item_bias": bias})
+        else:
+            binding = self.session.io_binding()
+            matrix_value, bias_value = self._on_device(index)
+            binding.bind_ortvalue_input("item_matrix", matrix_value)
+            binding.bind_ortvalue_input("item_bias", bias_value)
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            for name in OUTPUT_NAMES:
+                binding.bind_output(name, self.device_type)
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()
+        i_rows, i_scores, s_rows, s_scores = out
+        return Retrieved(np.asarray(i_rows, np.int64), np.asarray(i_scores, np.float32),
+                         np.asarray(s_rows, np.int64), np.asarray(s_scores, np.float32))
+
+    @staticmethod
+    def _catalog(index: ItemIndex) -> tuple[FloatArray, FloatArray]:
+        matrix = np.ascontiguousarray(index.matrix, np.float32)
+        bias = np.where(index.alive, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
+        return matrix, bias
+
+    def _on_device(self, index: ItemIndex) -> tuple[Any, Any]:
+        """The item matrix and its dead-row mask on the session's device, copied again only when
+        the catalog changed."""
+        key = (id(index), index.version, index.size)
+        if self._resident is None or key != self._key:
+            matrix, bias = self._catalog(index)
+            self._resident = (ort.OrtValue.ortvalue_from_numpy(matrix, self.device_type, 0),
+                              ort.OrtValue.ortvalue_from_numpy(bias, self.device_type, 0))
+            self._key = key
+        return self._resident
