@@ -243,18 +243,18 @@ def generate_candidates(
         cov_feat[hit] = cov_score.astype(np.float32)[order][pos[hit]]
 
     if retrieval is None:
-        sims = np.stack([s_long[user, row], s_short[user, row], s_query[user, row]], axis=1)
-    else:  # only the chosen pairs' similarities: one gathered row per pair
+        sim_long, sim_short, sim_query = s_long[user, row], s_short[user, row], s_query[user, row]
+    else:  # only the chosen pairs' similarities: one gathered item row per pair
         vectors = np.stack([long, short, query], axis=1)
         sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
-    sims = sims.astype(np.float32)
+        sim_long, sim_short, sim_query = (np.ascontiguousarray(sims[:, j], np.float32) for j in range(3))
     return Candidates(
         user=user,
         row=row,
         source=src,
-        sim_long=sims[:, 0],
-        sim_short=sims[:, 1],
-        sim_query=sims[:, 2],
+        sim_long=sim_long,
+        sim_short=sim_short,
+        sim_query=sim_query,
         conf_long=conf_long[user],
         conf_short=conf_short[user],
         conf_query=conf_query[user],
