@@ -7,13 +7,8 @@ sees its connection fail, as when a broker is unreachable). ``cut(pid=...)`` doe
 for the connections of one local process (found through ``/proc``, Linux only): that
 process is partitioned from the server while every other client keeps its link.
 
->>> import socket, threading
->>> srv = socket.create_server(("127.0.0.1", 0))
->>> def echo() -> None:
-...     conn, _ = srv.accept()
-...     conn.sendall(conn.recv(5))
-...     conn.close()
->>> t = threading.Thread(target=echo, daemon=True); t.start()
+>>> import socket
+>>> srv = echo_once()
 >>> with TcpProxy(srv.getsockname()[1]) as proxy:
 ...     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c:
 ...         c.sendall(b"hello")
@@ -29,6 +24,7 @@ import os
 import socket
 import struct
 import threading
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
@@ -68,7 +64,21 @@ def _tcp_inode(local_port: int, remote_port: int) -> str | None:
     return None
 
 
-class LoopbackProxy:
+def echo_once() -> socket.socket:
+    """A loopback server that echoes the first 5 bytes of its first connection (in a daemon
+    thread); the examples proxy to it. Close it when done."""
+    srv = socket.create_server((LOOPBACK, 0))
+
+    def echo() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(conn.recv(5))
+
+    threading.Thread(target=echo, daemon=True).start()
+    return srv
+
+
+class LoopbackProxy(ABC):
     """What every test proxy here shares: a listening ``port`` on loopback, its ``address``,
     and use as a context manager (``start()`` on entry, ``close()`` on exit)."""
 
@@ -79,11 +89,13 @@ class LoopbackProxy:
         """``"127.0.0.1:<port>"``, for ``bootstrap_servers``."""
         return f"{LOOPBACK}:{self.port}"
 
+    @abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Listen and serve in the background; returns the proxy."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop serving and close every connection."""
 
     def __enter__(self) -> Self:
         return self.start()

@@ -4,16 +4,11 @@ Like a TLS-terminating load balancer in front of a broker: clients must use TLS 
 trust its certificate; each connection is forwarded to ``127.0.0.1:target_port``. It
 runs an asyncio loop in a thread of its own (one thread owns every TLS connection).
 
->>> import socket, ssl, threading
+>>> import socket, ssl, tempfile, pathlib
 >>> from tests.conftest import self_signed_certificate
->>> import tempfile, pathlib
+>>> from tests.streams.tcp_proxy import echo_once
 >>> cert, key = self_signed_certificate(pathlib.Path(tempfile.mkdtemp()))
->>> srv = socket.create_server(("127.0.0.1", 0))
->>> def echo() -> None:
-...     conn, _ = srv.accept()
-...     conn.sendall(conn.recv(5))
-...     conn.close()
->>> t = threading.Thread(target=echo, daemon=True); t.start()
+>>> srv = echo_once()
 >>> with TlsTerminator(srv.getsockname()[1], cert, key) as proxy:
 ...     ctx = ssl.create_default_context(cafile=str(cert))
 ...     with ctx.wrap_socket(socket.create_connection(("127.0.0.1", proxy.port), timeout=5),
