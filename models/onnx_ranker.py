@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from models.candidates import Candidates
 from models.item_index import ItemIndex
-from models.onnx_session import CPU_PROVIDER, active_provider, create_session
+from models.onnx_session import CPU_PROVIDER, active_provider, create_session, device_type
 from models.ranker_features import (
     INPUT_NAMES,
     ITEM_MODEL_FILE,
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float32]
 IntArray = NDArray[np.int64]
-
-_DEVICE_TYPES = {"CUDAExecutionProvider": "cuda", CPU_PROVIDER: "cpu"}
 
 
 class OnnxRanker:
@@ -110,7 +108,7 @@ class OnnxRanker:
         self._features: FloatArray | None = None
         self._features_index: weakref.ReferenceType[ItemIndex] | None = None  # the index they belong to
         self.provider = active_provider(self.session)
-        self.device_type = _DEVICE_TYPES.get(self.provider, "cpu")
+        self.device_type = device_type(self.provider)
         self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
         self.assemble = FeatureAssembler()
         self._items_key: tuple[int, int, int] | None = None

@@ -41,7 +41,7 @@ from onnx import TensorProto, helper
 
 from models.candidates import Retrieved
 from models.item_index import ItemIndex
-from models.onnx_session import CPU_PROVIDER, active_provider, create_session
+from models.onnx_session import CPU_PROVIDER, active_provider, create_session, device_type
 
 log = logging.getLogger(__name__)
 
@@ -50,37 +50,36 @@ IntArray = NDArray[np.int64]
 
 OPSET = 17
 OUTPUT_NAMES: tuple[str, ...] = ("interest_rows", "interest_scores", "search_rows", "search_scores")
-_DEVICE_TYPES = {"CUDAExecutionProvider": "cuda", CPU_PROVIDER: "cpu"}
 
 
 def retrieval_graph() -> bytes:
     """The serialised ONNX model described in the module docstring."""
     f, i64 = TensorProto.FLOAT, TensorProto.INT64
-    nodes = [
-        helper.make_node("Shape", ["user_vectors"], ["uv_shape"]),
+
+    def const(name: str, values: list[int], dims: list[int]) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, i64, dims, values))
+
+    nodes = [  # in dependency order (the checker below insists)
+        const("zero", [0], [1]), const("one", [1], [1]), const("two", [2], [1]), const("three", [3], [1]),
+        const("minus_one", [-1], [1]), const("two_scalar", [2], []),
         helper.make_node("Flatten", ["user_vectors"], ["flat"], axis=2),  # (3U, D)
         helper.make_node("Gemm", ["flat", "item_matrix"], ["sims_flat"], transB=1),  # (3U, M)
-        helper.make_node("Constant", [], ["three"], value=helper.make_tensor("three", i64, [1], [3])),
-        helper.make_node("Constant", [], ["minus_one"], value=helper.make_tensor("minus_one", i64, [1], [-1])),
+        helper.make_node("Shape", ["user_vectors"], ["uv_shape"]),
         helper.make_node("Slice", ["uv_shape", "zero", "one"], ["n_users"]),
-        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", i64, [1], [0])),
-        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", i64, [1], [1])),
         helper.make_node("Concat", ["n_users", "three", "minus_one"], ["sims_shape"], axis=0),
         helper.make_node("Reshape", ["sims_flat", "sims_shape"], ["sims"]),  # (U, 3, M)
         helper.make_node("Unsqueeze", ["weights", "minus_one"], ["w3"]),  # (U, 2, 1)
-        helper.make_node("Constant", [], ["two"], value=helper.make_tensor("two", i64, [1], [2])),
         helper.make_node("Slice", ["sims", "zero", "two", "one"], ["long_short"]),  # (U, 2, M)
         helper.make_node("Mul", ["long_short", "w3"], ["weighted"]),
         helper.make_node("ReduceSum", ["weighted", "one"], ["interest_raw"], keepdims=0),  # (U, M)
         helper.make_node("Add", ["interest_raw", "item_bias"], ["interest"]),
         helper.make_node("Gather", ["sims", "two_scalar"], ["query_raw"], axis=1),  # (U, M)
-        helper.make_node("Constant", [], ["two_scalar"], value=helper.make_tensor("two_scalar", i64, [], [2])),
         helper.make_node("Add", ["query_raw", "item_bias"], ["search"]),
         helper.make_node("TopK", ["interest", "k"], ["interest_scores", "interest_rows"], axis=1, largest=1, sorted=1),
         helper.make_node("TopK", ["search", "k"], ["search_scores", "search_rows"], axis=1, largest=1, sorted=1),
     ]
     graph = helper.make_graph(
-        _in_dependency_order(nodes),
+        nodes,
         "streamrec_retrieval",
         [
             helper.make_tensor_value_info("user_vectors", f, ["users", 3, "dim"]),
@@ -102,23 +101,9 @@ def retrieval_graph() -> bytes:
     return model.SerializeToString()
 
 
-def _in_dependency_order(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """``nodes`` sorted so every input is produced before it is read (ONNX requires it)."""
-    produced = {"user_vectors", "weights", "item_matrix", "item_bias", "k"}
-    pending, out = list(nodes), []
-    while pending:
-        ready = [n for n in pending if all(x in produced for x in n.input)]
-        if not ready:
-            raise ValueError(f"retrieval graph has unresolved inputs: {[n.input for n in pending]}")
-        for n in ready:
-            out.append(n)
-            produced.update(n.output)
-            pending.remove(n)
-    return out
-
-
 class OnnxRetrieval:
-    """A :class:`~models.candidates.Retrieval`: interest and search top-k over the item index in one onnxruntime call (see the module docstring).
+    """A :class:`~models.candidates.Retrieval`: interest and search top-k over the item index in one
+    onnxruntime call (see the module docstring).
 
     Parameters
     ----------
@@ -132,7 +117,7 @@ class OnnxRetrieval:
                  io_binding: bool | None = None) -> None:
         self.session = create_session(retrieval_graph(), providers, intra_op_threads=intra_op_threads)
         self.provider = active_provider(self.session)
-        self.device_type = _DEVICE_TYPES.get(self.provider, "cpu")
+        self.device_type = device_type(self.provider)
         self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
         self._key: tuple[int, int, int] | None = None
         self._resident: tuple[Any, Any] | None = None

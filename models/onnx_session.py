@@ -19,7 +19,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-__all__ = ["CPU_PROVIDER", "active_provider", "create_session", "select_providers"]
+__all__ = ["CPU_PROVIDER", "active_provider", "create_session", "device_type", "select_providers"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +92,12 @@ def active_provider(session: ort.InferenceSession) -> str:
     """The provider that runs the session's nodes first (onnxruntime's preferred one)."""
     used = session.get_providers()
     return used[0] if used else CPU_PROVIDER
+
+
+def device_type(provider: str) -> str:
+    """The OrtValue device of a provider, for I/O binding: ``"cuda"`` for CUDA, else ``"cpu"``.
+
+    >>> device_type("CUDAExecutionProvider"), device_type(CPU_PROVIDER)
+    ('cuda', 'cpu')
+    """
+    return "cuda" if provider == "CUDAExecutionProvider" else "cpu"
