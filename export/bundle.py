@@ -37,6 +37,10 @@ MODEL_FILE = "ranker.onnx"
 ITEM_MODEL_FILE = "item_features.onnx"  # = models.ranker_features.ITEM_MODEL_FILE (no import: no numpy here)
 FORMAT_VERSION = 1
 
+#: A bundle's precisions: the float graph, or the pair scorer's dense layers as int8
+#: (:mod:`export.quantize`).
+PRECISIONS: tuple[str, ...] = ("float32", "int8")
+
 
 class BundleError(ValueError):
     """A bundle is missing, incomplete or does not fit; the message says which and why."""
@@ -79,6 +83,11 @@ class Bundle:
     def embedding_space(self) -> str | None:
         space = self.meta.get("embedding_space")
         return None if space is None else str(space)
+
+    @property
+    def precision(self) -> str:
+        """``"float32"``, or ``"int8"`` when the pair scorer's dense layers are quantized (CPU serving)."""
+        return str(self.meta.get("precision", "float32"))
 
     @property
     def dense_features(self) -> list[str]:

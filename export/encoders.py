@@ -91,6 +91,7 @@ class ParityReport:
     tolerance: float
     n_checked: int
     export_seconds: float = 0.0
+    top_k_agreement: float | None = None  # ranker only: share of each user's top 10 kept, on real pairs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import IO
 import click
 from pydantic import ValidationError
 
+from export.bundle import PRECISIONS
 from streams.settings import Settings
 
 
@@ -320,8 +321,11 @@ def evaluate(
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="PyTorch CPU threads")
 @click.option("--export-to", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="also export the model as a new bundle in this folder (as `streamrec export`)")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="with --export-to: the bundle's precision (as `streamrec export --precision`)")
 def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val_share: float, negatives: int,
-          epochs: int, batch_groups: int, lr: float, seed: int, threads: int, export_to: Path | None) -> None:
+          epochs: int, batch_groups: int, lr: float, seed: int, threads: int, export_to: Path | None,
+          precision: str) -> None:
     """Train the learned ranker from an event log (replayed in time order, no look-ahead).
 
     The log is replayed through the same code the workers run; every refresh's
@@ -334,7 +338,7 @@ def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val
     try:
         run_train_command(_settings(), path, fmt, out=out, share=share, events=events, val_share=val_share,
                           negatives=negatives, epochs=epochs, batch_groups=batch_groups, lr=lr, seed=seed,
-                          threads=threads, export_to=export_to)
+                          threads=threads, export_to=export_to, precision=precision)
     except TrainError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -344,8 +348,10 @@ def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val
 @click.option("--to", "bundles", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="bundles folder [default: STREAMREC_RANKER_DIR, else <model dir>/rankers]")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
-              help="largest |onnxruntime - PyTorch| allowed on a score [default: 1e-4]")
-def export_command(checkpoint: Path, bundles: Path | None, tolerance: float | None) -> None:
+              help="largest |onnxruntime - PyTorch| allowed on a score [default: 1e-4; 0.5 with --precision int8]")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="int8: the pair scorer's dense layers as int8, faster on a CPU (GPU workers want float32)")
+def export_command(checkpoint: Path, bundles: Path | None, tolerance: float | None, precision: str) -> None:
     """Export a trained ranker to ONNX as a new, versioned bundle, checked against PyTorch.
 
     onnxruntime must match PyTorch on random and real inputs within the tolerance, or
@@ -355,7 +361,7 @@ def export_command(checkpoint: Path, bundles: Path | None, tolerance: float | No
 
     target = bundles or _settings().resolved_ranker_dir
     try:
-        run_export_command(checkpoint, target, tolerance)
+        run_export_command(checkpoint, target, tolerance, precision=precision)
     except TrainError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -44,6 +44,7 @@ def run_train_command(
     seed: int = 0,
     threads: int = 1,
     export_to: Path | None = None,
+    precision: str = "float32",
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Build examples from the first events of a log, train, save a checkpoint (and export a bundle)."""
@@ -88,29 +89,31 @@ def run_train_command(
     _print_training(console, summary)
     console.print(f"wrote {out}")
     if export_to is not None:
-        summary["bundle"] = run_export_command(out, export_to, console=console)
+        summary["bundle"] = run_export_command(out, export_to, precision=precision, console=console)
     return summary
 
 
 def run_export_command(checkpoint: Path, bundles_root: Path, tolerance: float | None = None,
-                       console: Console | None = None) -> dict[str, Any]:
+                       precision: str = "float32", console: Console | None = None) -> dict[str, Any]:
     """Export a checkpoint to a new bundle, validated against PyTorch; returns the bundle's summary."""
-    from export.ranker_export import RANKER_TOLERANCE, ParityError, export_bundle
+    from export.ranker_export import TOP_K, ParityError, export_bundle
 
     console = console or Console()
     try:
-        with console.status("exporting to ONNX and checking it against PyTorch..."):
-            bundle, report = export_bundle(checkpoint, bundles_root,
-                                           RANKER_TOLERANCE if tolerance is None else tolerance)
+        with console.status(f"exporting to ONNX ({precision}) and checking it against PyTorch..."):
+            bundle, report = export_bundle(checkpoint, bundles_root, tolerance, precision=precision)
     except (ParityError, ValueError, FileNotFoundError) as exc:
         raise TrainError(str(exc)) from None
+    kept = "" if report.top_k_agreement is None else \
+        f"; each user's top {TOP_K} on the real pairs kept {report.top_k_agreement:.1%}"
     console.print(
-        f"bundle {bundle.version} written to {bundle.path}\n"
+        f"bundle {bundle.version} ({precision}) written to {bundle.path}\n"
         f"onnxruntime vs PyTorch: max |diff| {report.max_abs_diff:.2e} over {report.n_checked} pairs "
-        f"(tolerance {report.tolerance:.0e})"
+        f"(tolerance {report.tolerance:.0e}){kept}"
     )
-    return {"version": bundle.version, "path": str(bundle.path), "max_abs_diff": report.max_abs_diff,
-            "tolerance": report.tolerance, "pairs_checked": report.n_checked}
+    return {"version": bundle.version, "path": str(bundle.path), "precision": precision,
+            "max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance, "pairs_checked": report.n_checked,
+            f"top{TOP_K}_agreement": report.top_k_agreement}
 
 
 def _print_training(console: Console, summary: dict[str, Any]) -> None:

@@ -13,7 +13,10 @@ item-features pass itself is timed once per engine (its cost per catalog change)
 
 The engines are measured interleaved (rounds alternate the order), so load from
 other processes on the machine hits all alike and their ratios stay meaningful when
-the absolute figures do not. With ``profile_calls``, onnxruntime's profiler then splits
+the absolute figures do not. The int8 columns are the same pair scorer with its dense
+layers quantized (``streamrec export --precision int8``, :mod:`export.quantize`): a
+different model from the float one eager runs, its parity with PyTorch reported next to
+the float graph's. With ``profile_calls``, onnxruntime's profiler then splits
 the pair scorer's calls by operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available, onnxruntime is also
 measured on the GPU through I/O binding, the item features resident on the device
 (the serving path); otherwise the report says that the GPU figure was not measured.
@@ -88,9 +91,11 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
     import torch
 
     from export.ranker_export import (
+        INT8_TOLERANCE,
         export_one_graph_onnx,
         export_onnx,
         item_model_path,
+        quantize_pair_scorer,
         random_inputs,
         validate_parity,
     )
@@ -125,7 +130,13 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
             export_onnx(model, onnx_path)
             parity = validate_parity(model, onnx_path)
             export_one_graph_onnx(model, whole_path)
+            int8_path = Path(tmp) / "int8" / "ranker.onnx"
+            int8_path.parent.mkdir()
+            export_onnx(model, int8_path)
+            quantize_pair_scorer(model, int8_path)
+            int8_parity = validate_parity(model, int8_path, tolerance=INT8_TOLERANCE)
             cpu = create_session(onnx_path, [CPU_PROVIDER], intra_op_threads=config.threads)
+            cpu_int8 = create_session(int8_path, [CPU_PROVIDER], intra_op_threads=config.threads)
             cpu_items = create_session(item_model_path(onnx_path), [CPU_PROVIDER], intra_op_threads=config.threads)
             cpu_whole = create_session(whole_path, [CPU_PROVIDER], intra_op_threads=config.threads)
             gpu = OnnxRanker(onnx_path, "bench", [CUDA], io_binding=True) \
@@ -165,6 +176,9 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 def run_ort(pair_feeds: dict[str, Any] = pair_feeds) -> object:
                     return cpu.run([OUTPUT_NAME], pair_feeds)
 
+                def run_ort_int8(pair_feeds: dict[str, Any] = pair_feeds) -> object:
+                    return cpu_int8.run([OUTPUT_NAME], pair_feeds)
+
                 def run_eager(pair_tensors: list[torch.Tensor] = pair_tensors) -> object:
                     with torch.inference_mode():
                         return model.score_pairs(*pair_tensors)
@@ -177,7 +191,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                         return model(*tensors)
 
                 engines: dict[str, Callable[[], object]] = {
-                    "onnxruntime-cpu": run_ort, "pytorch-eager-cpu": run_eager,
+                    "onnxruntime-cpu": run_ort, "pytorch-eager-cpu": run_eager, "onnxruntime-cpu-int8": run_ort_int8,
                     "onnxruntime-cpu-one-graph": run_ort_whole, "pytorch-eager-cpu-one-graph": run_eager_whole,
                 }
                 if gpu is not None:
@@ -200,6 +214,8 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                     row[name] = {"calls": len(ts), "median_ms": round(median * 1e3, 4),
                                  "candidates_per_s": round(n / median, 1)}
                 row["ort_over_eager"] = round(row["pytorch-eager-cpu"]["median_ms"] / row["onnxruntime-cpu"]["median_ms"], 3)
+                row["int8_over_eager"] = round(
+                    row["pytorch-eager-cpu"]["median_ms"] / row["onnxruntime-cpu-int8"]["median_ms"], 3)
                 row["ort_over_eager_one_graph"] = round(
                     row["pytorch-eager-cpu-one-graph"]["median_ms"] / row["onnxruntime-cpu-one-graph"]["median_ms"], 3)
                 row["ort_split_over_one_graph"] = round(
@@ -214,7 +230,8 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 gpu_note = (f", GPU {row['onnxruntime-cuda-iobinding']['candidates_per_s']:,.0f}/s" if gpu else "")
                 log(f"batch {n:>6}: onnxruntime {row['onnxruntime-cpu']['candidates_per_s']:>12,.0f}/s, "
                     f"eager {row['pytorch-eager-cpu']['candidates_per_s']:>12,.0f}/s, "
-                    f"ratio {row['ort_over_eager']:.2f}x (one graph: {row['ort_over_eager_one_graph']:.2f}x){gpu_note}")
+                    f"ratio {row['ort_over_eager']:.2f}x (one graph: {row['ort_over_eager_one_graph']:.2f}x, "
+                    f"int8: {row['int8_over_eager']:.2f}x){gpu_note}")
     finally:
         torch.set_num_threads(torch_threads)
     results = {
@@ -224,6 +241,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
         "model": model_desc,
         "source": source_revision(),
         "parity_max_abs_diff": parity.max_abs_diff,
+        "int8_parity_max_abs_diff": int8_parity.max_abs_diff,
         "eager_mode": "torch.inference_mode()",
         "item_features_pass": item_pass,
         "machine": {**machine_facts(), "torch": torch.__version__, "onnxruntime": ort.__version__,
@@ -246,7 +264,8 @@ def markdown(results: dict[str, Any]) -> str:
     """The Markdown table of a scoring run."""
     gpu = any("onnxruntime-cuda-iobinding" in r for r in results["rows"])
     head = ["batch (candidates)", "onnxruntime CPU cand/s", "PyTorch eager CPU cand/s", "ORT ÷ eager",
-            "ORT ms/call", "eager ms/call", "one graph: ORT cand/s", "one graph: eager cand/s", "one graph: ORT ÷ eager"]
+            "ORT ms/call", "eager ms/call", "ORT int8 cand/s", "int8 ÷ eager", "one graph: ORT cand/s",
+            "one graph: eager cand/s", "one graph: ORT ÷ eager"]
     if gpu:
         head.append("onnxruntime CUDA (I/O binding) cand/s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
@@ -254,6 +273,7 @@ def markdown(results: dict[str, Any]) -> str:
         o, e = r["onnxruntime-cpu"], r["pytorch-eager-cpu"]
         cells = [f"{r['batch']:,}", f"{o['candidates_per_s']:,.0f}", f"{e['candidates_per_s']:,.0f}",
                  f"{r['ort_over_eager']:.2f}×", f"{o['median_ms']:.3f}", f"{e['median_ms']:.3f}",
+                 f"{r['onnxruntime-cpu-int8']['candidates_per_s']:,.0f}", f"{r['int8_over_eager']:.2f}×",
                  f"{r['onnxruntime-cpu-one-graph']['candidates_per_s']:,.0f}",
                  f"{r['pytorch-eager-cpu-one-graph']['candidates_per_s']:,.0f}", f"{r['ort_over_eager_one_graph']:.2f}×"]
         if gpu:
@@ -265,7 +285,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"per user; medians over {cfg['rounds']} interleaved rounds; eager in {results['eager_mode']}. "
             f"Item features precomputed once per catalog version ({ip['items']:,} items: onnxruntime "
             f"{ip['onnxruntime_ms']:.2f} ms, eager {ip['eager_ms']:.2f} ms); the one-graph columns gather and project "
-            f"each pair's item vector in every call. GPU: {results['gpu']}.")
+            f"each pair's item vector in every call. int8: the pair scorer's dense layers quantized "
+            f"(max |int8 - PyTorch| {results['int8_parity_max_abs_diff']:.2e} on the export's random inputs, "
+            f"float {results['parity_max_abs_diff']:.1e}). GPU: {results['gpu']}.")
     lines += ["", note]
     if any("profile" in r for r in results["rows"]):
         from streams.bench.scoring_profile import markdown as profile_markdown

@@ -36,6 +36,11 @@ def test_train_export_and_evaluate_with_the_ranker(tmp_path: Path) -> None:
     res = runner.invoke(main, ["export", str(ckpt), "--to", str(tmp_path / "again")])
     assert res.exit_code == 0, res.output
     assert "max |diff|" in res.output and newest_bundle(tmp_path / "again") is not None
+    res = runner.invoke(main, ["export", str(ckpt), "--to", str(tmp_path / "int8"), "--precision", "int8"])
+    assert res.exit_code == 0, res.output
+    int8 = newest_bundle(tmp_path / "int8")
+    assert "(int8)" in res.output and int8 is not None and int8.precision == "int8"
+    assert int8.meta["parity"]["tolerance"] == 0.5 and int8.meta["parity"]["top10_agreement"] is not None
 
     out = tmp_path / "eval.json"
     res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--warmup", "0.4", "--model", str(bundles),
@@ -65,6 +70,8 @@ def test_train_and_export_refuse_bad_input_clearly(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "not a streamrec ranker checkpoint" in res.output
     res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--model", str(tmp_path)])
     assert res.exit_code != 0 and "holds no ranker bundle" in res.output
+    res = runner.invoke(main, ["export", str(bad), "--precision", "fp16"])
+    assert res.exit_code != 0 and "'fp16' is not one of 'float32', 'int8'" in res.output
 
 
 def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: Path) -> None:
@@ -86,8 +93,10 @@ def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: P
     for row in data["rows"]:
         assert row["onnxruntime-cpu"]["candidates_per_s"] > 0 and row["pytorch-eager-cpu"]["candidates_per_s"] > 0
         assert row["onnxruntime-cpu-one-graph"]["calls"] >= 3 and row["pytorch-eager-cpu-one-graph"]["calls"] >= 3
+        assert row["onnxruntime-cpu-int8"]["candidates_per_s"] > 0 and row["int8_over_eager"] > 0
     assert data["eager_mode"] == "torch.inference_mode()" and data["item_features_pass"]["items"] == 500
     assert data["item_features_pass"]["onnxruntime_ms"] > 0 and data["parity_max_abs_diff"] <= 1e-4
+    assert 1e-4 < data["int8_parity_max_abs_diff"] <= 0.5  # quantized, and within its tolerance
     assert data["gpu"].startswith("not measured") and (out / "scoring.png").stat().st_size > 0
     assert "| 64 |" in (out / "scoring.md").read_text()
     res = runner.invoke(main, ["bench", "scoring", "--batches", "0,5"])
