@@ -41,6 +41,29 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or "unknown"
 
 
+#: The CPU extensions the matrix kernels (float and int8) choose between.
+SIMD_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def simd_flags(cpuinfo: str | None = None) -> list[str]:
+    """Which of :data:`SIMD_FLAGS` the CPU has, from ``/proc/cpuinfo`` (empty elsewhere).
+
+    >>> simd_flags("processor\\t: 0\\nflags\\t\\t: fpu avx2 fma avx512f\\n")
+    ['avx2', 'fma', 'avx512f']
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return [f for f in SIMD_FLAGS if f in have]
+    return []
+
+
 def memory_gib(meminfo: str | None = None) -> float | None:
     """Total RAM in GiB from ``/proc/meminfo``.
 
@@ -100,6 +123,7 @@ def machine_facts() -> dict[str, Any]:
         usable = os.cpu_count() or 0
     return {
         "cpu": cpu_model(),
+        "simd": simd_flags(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": memory_gib(),
