@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.bench.machine import machine_facts, source_revision
+from streams.bench.machine import SIMD_FLAGS, machine_facts, source_revision
 from streams.bench.plot import plot
 from streams.bench.report import (
     catchup_ratios,
@@ -109,5 +109,6 @@ def test_machine_facts() -> None:
     assert facts["python"].count(".") == 2 and facts["memory_gib"] > 0
     assert facts["packages"]["faust-streaming"] and facts["packages"]["aiokafka"]
     assert len(facts["load_average_at_start"]) == 3
+    assert isinstance(facts["simd"], list) and set(facts["simd"]) <= set(SIMD_FLAGS)
     source = source_revision()
     assert source is not None and len(source["commit"]) == 40 and isinstance(source["modified_files"], list)
