@@ -55,14 +55,16 @@ from models.ranker_features import (
 __all__ = [
     "INT8_TOLERANCE",
     "RANKER_TOLERANCE",
+    "TOP_K",
     "ParityError",
     "export_bundle",
     "export_model_bundle",
     "export_one_graph_onnx",
     "export_onnx",
-    "quantize_pair_scorer",
     "item_model_path",
+    "quantize_pair_scorer",
     "random_inputs",
+    "top_k_agreement",
     "validate_parity",
 ]
 

@@ -189,7 +189,8 @@ def _load_ranker(
                 f"{n_warm}-event warm-up: {used - n_warm} scored events were training data")
     else:
         note = f"ranker {bundle.version} was trained on other data ({training.get('dataset', 'unknown')})"
-    info = {"version": bundle.version, "path": str(bundle.path), "provider": scorer.provider,
+    info = {"version": bundle.version, "precision": bundle.precision, "path": str(bundle.path),
+            "provider": scorer.provider,
             "trained_events": used, "warmup_events": n_warm, "same_log": bool(same_data),
             "overlaps_scored_events": bool(same_data and used > n_warm), "note": note,
             "training_metrics": bundle.meta.get("metrics", {})}
@@ -210,7 +211,8 @@ def _print(console: Console, result: dict[str, Any]) -> None:
         console.print(f"product / best baseline ({result['best_baseline']}) HR: {result['product_vs_best_baseline']}")
     if "ranker_minus_blend_hr" in result:
         console.print(f"learned ranker minus blend, HR: {result['ranker_minus_blend_hr']:+.4f} "
-                      f"(ranker {result['ranker']['version']} on {result['ranker']['provider']})")
+                      f"(ranker {result['ranker']['version']}, {result['ranker']['precision']}, "
+                      f"on {result['ranker']['provider']})")
     if "pipeline_minus_product_hr" in result:
         console.print(f"through the pipeline minus in process, HR: {result['pipeline_minus_product_hr']:+.4f}")
         versions = ", ".join(f"{v or 'none'}: {n}" for v, n in (result["pipeline_model_versions"] or {}).items())

@@ -51,6 +51,7 @@ def test_train_export_and_evaluate_with_the_ranker(tmp_path: Path) -> None:
     assert {"product", "product+ranker", "popularity"} <= set(figures)
     assert figures["product"]["n"] == figures["product+ranker"]["n"] > 0  # the same events, the same candidates
     assert result["ranker"]["version"] == bundle.version and result["ranker"]["same_log"]
+    assert result["ranker"]["precision"] == "float32"
     assert not result["ranker"]["overlaps_scored_events"]
     assert "no scored event was seen in training" in " ".join(res.output.split())  # rich wraps lines
 
