@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -130,9 +131,10 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
             export_onnx(model, onnx_path)
             parity = validate_parity(model, onnx_path)
             export_one_graph_onnx(model, whole_path)
-            int8_path = Path(tmp) / "int8" / "ranker.onnx"
+            int8_path = Path(tmp) / "int8" / "ranker.onnx"  # the same export, its pair scorer quantized
             int8_path.parent.mkdir()
-            export_onnx(model, int8_path)
+            for path in (onnx_path, item_model_path(onnx_path)):
+                shutil.copy(path, int8_path.parent / path.name)
             quantize_pair_scorer(model, int8_path)
             int8_parity = validate_parity(model, int8_path, tolerance=INT8_TOLERANCE)
             cpu = create_session(onnx_path, [CPU_PROVIDER], intra_op_threads=config.threads)
