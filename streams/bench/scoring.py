@@ -16,7 +16,9 @@ other processes on the machine hits all alike and their ratios stay meaningful w
 the absolute figures do not. The int8 columns are the same pair scorer with its dense
 layers quantized (``streamrec export --precision int8``, :mod:`export.quantize`): a
 different model from the float one eager runs, its parity with PyTorch reported next to
-the float graph's. With ``profile_calls``, onnxruntime's profiler then splits
+the float graph's. The like-for-like baseline for them is PyTorch's own dynamic int8 of
+the same layers (``torch.ao.quantization.quantize_dynamic``, one scale per output
+channel, as in the export), measured in eager mode in the same rounds. With ``profile_calls``, onnxruntime's profiler then splits
 the pair scorer's calls by operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available, onnxruntime is also
 measured on the GPU through I/O binding, the item features resident on the device
 (the serving path); otherwise the report says that the GPU figure was not measured.
@@ -34,6 +36,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,9 +88,27 @@ def _time_calls(fn: Callable[[], object], seconds: float) -> list[float]:
     return times
 
 
+def eager_int8(model: Any) -> Any:
+    """A copy of ``model`` with PyTorch's dynamic int8 in the layers ``--precision int8``
+    quantizes (the cross and hidden layers; the one-logit layer and the projections stay float)."""
+    import copy
+
+    import torch
+
+    linears = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+               and name.split(".")[0] in ("cross", "mlp")]
+    layers = linears[:-1]  # the last is the MLP's one-logit layer
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(),
+                                                      dict.fromkeys(layers, qconfig), dtype=torch.qint8)
+
+
 def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = print,
                       command: str = "streamrec bench scoring") -> dict[str, Any]:
     """Measure and write ``scoring.json``, ``scoring.md`` and ``scoring.png`` under ``config.out``."""
+    import numpy as np
     import onnxruntime as ort
     import torch
 
@@ -137,6 +158,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 shutil.copy(path, int8_path.parent / path.name)
             quantize_pair_scorer(model, int8_path)
             int8_parity = validate_parity(model, int8_path, tolerance=INT8_TOLERANCE)
+            model_int8 = eager_int8(model)
             cpu = create_session(onnx_path, [CPU_PROVIDER], intra_op_threads=config.threads)
             cpu_int8 = create_session(int8_path, [CPU_PROVIDER], intra_op_threads=config.threads)
             cpu_items = create_session(item_model_path(onnx_path), [CPU_PROVIDER], intra_op_threads=config.threads)
@@ -165,6 +187,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                          "eager_ms": round(statistics.median(_time_calls(eager_item_pass, 1.0)) * 1e3, 3)}
             log(f"item features of {config.items:,} items (once per catalog change): "
                 f"onnxruntime {item_pass['onnxruntime_ms']:.2f} ms, eager {item_pass['eager_ms']:.2f} ms")
+            int8_diffs = {"onnxruntime-cpu-int8": 0.0, "pytorch-eager-cpu-int8": 0.0}
             for n in config.batch_sizes:
                 users = max(1, math.ceil(n / config.per_user))
                 feeds = random_inputs(model, pairs=n, users=users, items=config.items, seed=config.seed + n)
@@ -185,6 +208,10 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                     with torch.inference_mode():
                         return model.score_pairs(*pair_tensors)
 
+                def run_eager_int8(pair_tensors: list[torch.Tensor] = pair_tensors) -> object:
+                    with torch.inference_mode():
+                        return model_int8.score_pairs(*pair_tensors)
+
                 def run_ort_whole(feeds: dict[str, Any] = feeds) -> object:
                     return cpu_whole.run([OUTPUT_NAME], feeds)
 
@@ -194,6 +221,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
 
                 engines: dict[str, Callable[[], object]] = {
                     "onnxruntime-cpu": run_ort, "pytorch-eager-cpu": run_eager, "onnxruntime-cpu-int8": run_ort_int8,
+                    "pytorch-eager-cpu-int8": run_eager_int8,
                     "onnxruntime-cpu-one-graph": run_ort_whole, "pytorch-eager-cpu-one-graph": run_eager_whole,
                 }
                 if gpu is not None:
@@ -205,6 +233,12 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                     engines["onnxruntime-cuda-iobinding"] = run_gpu
                 for fn in engines.values():
                     fn()  # warm-up (allocations, kernel selection)
+                with torch.inference_mode():
+                    want = model.score_pairs(*pair_tensors).numpy()
+                    got = {"onnxruntime-cpu-int8": cpu_int8.run([OUTPUT_NAME], pair_feeds)[0],
+                           "pytorch-eager-cpu-int8": model_int8.score_pairs(*pair_tensors).numpy()}
+                for key, logits in got.items():
+                    int8_diffs[key] = max(int8_diffs[key], float(np.max(np.abs(logits - want))))
                 times: dict[str, list[float]] = {name: [] for name in engines}
                 names = list(engines)
                 for r in range(config.rounds):
@@ -218,6 +252,8 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 row["ort_over_eager"] = round(row["pytorch-eager-cpu"]["median_ms"] / row["onnxruntime-cpu"]["median_ms"], 3)
                 row["int8_over_eager"] = round(
                     row["pytorch-eager-cpu"]["median_ms"] / row["onnxruntime-cpu-int8"]["median_ms"], 3)
+                row["int8_over_eager_int8"] = round(
+                    row["pytorch-eager-cpu-int8"]["median_ms"] / row["onnxruntime-cpu-int8"]["median_ms"], 3)
                 row["ort_over_eager_one_graph"] = round(
                     row["pytorch-eager-cpu-one-graph"]["median_ms"] / row["onnxruntime-cpu-one-graph"]["median_ms"], 3)
                 row["ort_split_over_one_graph"] = round(
@@ -233,7 +269,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                 log(f"batch {n:>6}: onnxruntime {row['onnxruntime-cpu']['candidates_per_s']:>12,.0f}/s, "
                     f"eager {row['pytorch-eager-cpu']['candidates_per_s']:>12,.0f}/s, "
                     f"ratio {row['ort_over_eager']:.2f}x (one graph: {row['ort_over_eager_one_graph']:.2f}x, "
-                    f"int8: {row['int8_over_eager']:.2f}x){gpu_note}")
+                    f"int8: {row['int8_over_eager']:.2f}x, {row['int8_over_eager_int8']:.2f}x eager int8){gpu_note}")
     finally:
         torch.set_num_threads(torch_threads)
     results = {
@@ -244,6 +280,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
         "source": source_revision(),
         "parity_max_abs_diff": parity.max_abs_diff,
         "int8_parity_max_abs_diff": int8_parity.max_abs_diff,
+        "int8_max_abs_diff_on_bench_inputs": int8_diffs,
         "eager_mode": "torch.inference_mode()",
         "item_features_pass": item_pass,
         "machine": {**machine_facts(), "torch": torch.__version__, "onnxruntime": ort.__version__,
@@ -266,7 +303,8 @@ def markdown(results: dict[str, Any]) -> str:
     """The Markdown table of a scoring run."""
     gpu = any("onnxruntime-cuda-iobinding" in r for r in results["rows"])
     head = ["batch (candidates)", "onnxruntime CPU cand/s", "PyTorch eager CPU cand/s", "ORT ÷ eager",
-            "ORT ms/call", "eager ms/call", "ORT int8 cand/s", "int8 ÷ eager", "one graph: ORT cand/s",
+            "ORT ms/call", "eager ms/call", "ORT int8 cand/s", "int8 ÷ eager", "eager int8 cand/s",
+            "ORT int8 ÷ eager int8", "one graph: ORT cand/s",
             "one graph: eager cand/s", "one graph: ORT ÷ eager"]
     if gpu:
         head.append("onnxruntime CUDA (I/O binding) cand/s")
@@ -276,6 +314,7 @@ def markdown(results: dict[str, Any]) -> str:
         cells = [f"{r['batch']:,}", f"{o['candidates_per_s']:,.0f}", f"{e['candidates_per_s']:,.0f}",
                  f"{r['ort_over_eager']:.2f}×", f"{o['median_ms']:.3f}", f"{e['median_ms']:.3f}",
                  f"{r['onnxruntime-cpu-int8']['candidates_per_s']:,.0f}", f"{r['int8_over_eager']:.2f}×",
+                 f"{r['pytorch-eager-cpu-int8']['candidates_per_s']:,.0f}", f"{r['int8_over_eager_int8']:.2f}×",
                  f"{r['onnxruntime-cpu-one-graph']['candidates_per_s']:,.0f}",
                  f"{r['pytorch-eager-cpu-one-graph']['candidates_per_s']:,.0f}", f"{r['ort_over_eager_one_graph']:.2f}×"]
         if gpu:
@@ -289,7 +328,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"{ip['onnxruntime_ms']:.2f} ms, eager {ip['eager_ms']:.2f} ms); the one-graph columns gather and project "
             f"each pair's item vector in every call. int8: the pair scorer's dense layers quantized "
             f"(max |int8 - PyTorch| {results['int8_parity_max_abs_diff']:.2e} on the export's random inputs, "
-            f"float {results['parity_max_abs_diff']:.1e}). GPU: {results['gpu']}.")
+            f"float {results['parity_max_abs_diff']:.1e}); eager int8: PyTorch's dynamic int8 of the same layers "
+            f"(on this run's inputs, max |int8 - PyTorch float|: onnxruntime "
+            f"{results['int8_max_abs_diff_on_bench_inputs']['onnxruntime-cpu-int8']:.2e}, eager "
+            f"{results['int8_max_abs_diff_on_bench_inputs']['pytorch-eager-cpu-int8']:.2e}). GPU: {results['gpu']}.")
     lines += ["", note]
     if any("profile" in r for r in results["rows"]):
         from streams.bench.scoring_profile import markdown as profile_markdown

@@ -95,6 +95,9 @@ def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: P
         assert row["onnxruntime-cpu"]["candidates_per_s"] > 0 and row["pytorch-eager-cpu"]["candidates_per_s"] > 0
         assert row["onnxruntime-cpu-one-graph"]["calls"] >= 3 and row["pytorch-eager-cpu-one-graph"]["calls"] >= 3
         assert row["onnxruntime-cpu-int8"]["candidates_per_s"] > 0 and row["int8_over_eager"] > 0
+        assert row["pytorch-eager-cpu-int8"]["calls"] >= 3 and row["int8_over_eager_int8"] > 0
+    for engine, diff in data["int8_max_abs_diff_on_bench_inputs"].items():  # both int8 engines quantized
+        assert 1e-5 < diff <= 0.5, engine
     assert data["eager_mode"] == "torch.inference_mode()" and data["item_features_pass"]["items"] == 500
     assert data["item_features_pass"]["onnxruntime_ms"] > 0 and data["parity_max_abs_diff"] <= 1e-4
     assert 1e-4 < data["int8_parity_max_abs_diff"] <= 0.5  # quantized, and within its tolerance
