@@ -417,7 +417,8 @@ def bench(ctx: click.Context, mode: str, rates: str, seconds: float, events: int
     and Redis; every figure is also given as a ratio to it. Writes bench.json, bench.png
     and bench.md under --out and prints the Markdown table.
 
-    `streamrec bench scoring` measures the learned ranker's scoring throughput instead.
+    `streamrec bench scoring` measures the learned ranker's scoring throughput instead, and
+    `streamrec bench retrieval` candidate generation's nearest-item search.
     """
     if ctx.invoked_subcommand is not None:
         return  # `streamrec bench scoring ...`: the subcommand runs on its own
@@ -489,6 +490,52 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
     results = run_scoring_bench(config, click.echo, command=command)
     click.echo(markdown_of(results))
     click.echo(f"wrote {out / 'scoring.json'}, {out / 'scoring.md'} and {out / 'scoring.png'}")
+
+
+@bench.command("retrieval")
+@click.option("--items", "catalogs", default=",".join(str(n) for n in (10_000, 100_000)), show_default=True,
+              help="catalog sizes, comma-separated")
+@click.option("--users", default=",".join(str(n) for n in (1, 64, 512)), show_default=True,
+              help="users per micro-batch (one candidate-generation call), comma-separated")
+@click.option("--per-source", type=click.IntRange(min=1), default=100, show_default=True,
+              help="candidates asked of each source (interest, search)")
+@click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True, help="item vector dimensions")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="interleaved rounds (the engines alternate which goes first)")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=0.4, show_default=True,
+              help="time per engine, size and round")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="threads for numpy's BLAS and for onnxruntime")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/retrieval"),
+              show_default=True, help="folder for retrieval.json and retrieval.md")
+def bench_retrieval(catalogs: str, users: str, per_source: int, dim: int, rounds: int, seconds: float,
+                    threads: int, out: Path) -> None:
+    """Candidate generation per micro-batch: nearest-item retrieval in numpy against onnxruntime.
+
+    Times the whole candidate-generation call with each engine, interleaved, and checks
+    that they find the same candidates; on a machine with a CUDA provider also
+    onnxruntime on the GPU with the item matrix resident there.
+    """
+    from streams.bench.retrieval import RetrievalBenchConfig, markdown, run_retrieval_bench
+    from streams.bench.scoring import parse_batches
+
+    try:
+        sizes = parse_batches(catalogs, "catalog sizes")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--items") from None
+    try:
+        batches = parse_batches(users, "users per call")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--users") from None
+    config = RetrievalBenchConfig(catalog_sizes=sizes, user_batches=batches, per_source=per_source, dim=dim,
+                                  rounds=rounds, seconds=seconds, threads=threads, out=out)
+    command = ("streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "retrieval"]
+               else "streamrec bench retrieval")
+    results = run_retrieval_bench(config, click.echo, command=command)
+    click.echo(markdown(results))
+    if not all(r["same_candidates"] for r in results["rows"]):
+        raise click.ClickException("the engines found different candidates (see the table); report this as a bug")
+    click.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.md'}")
 
 
 @bench.command("rank")

@@ -62,8 +62,8 @@ class ScoringBenchConfig:
     profile_calls: int = 0  # onnxruntime-profiled calls per batch size (0: no profile)
 
 
-def parse_batches(text: str) -> tuple[int, ...]:
-    """``"1,8,1024"`` -> (1, 8, 1024); each between 1 and 1,000,000.
+def parse_batches(text: str, what: str = "batch sizes") -> tuple[int, ...]:
+    """``"1,8,1024"`` -> (1, 8, 1024); each between 1 and 1,000,000 (``what``: their name in errors).
 
     >>> parse_batches("1, 1024,8192")
     (1, 1024, 8192)
@@ -71,13 +71,13 @@ def parse_batches(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"batch sizes must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
     if not sizes or any(not 1 <= s <= 1_000_000 for s in sizes):
-        raise ValueError(f"batch sizes must be between 1 and 1,000,000, got {text!r}")
+        raise ValueError(f"{what} must be between 1 and 1,000,000, got {text!r}")
     return sizes
 
 
-def _time_calls(fn: Callable[[], object], seconds: float) -> list[float]:
+def time_calls(fn: Callable[[], object], seconds: float) -> list[float]:
     """Per-call wall times of ``fn`` repeated for about ``seconds`` (at least 3 calls)."""
     times: list[float] = []
     end = time.perf_counter() + seconds
@@ -85,6 +85,17 @@ def _time_calls(fn: Callable[[], object], seconds: float) -> list[float]:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def interleaved_times(engines: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Per engine, its call times over ``rounds`` rounds in which the engines take turns, the
+    order alternating, so that load from other processes hits them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    names = list(engines)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name] += time_calls(engines[name], seconds)
     return times
 
 
@@ -183,8 +194,8 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
 
             ort_features, eager_features = ort_item_pass(), eager_item_pass()
             item_pass = {"items": config.items,
-                         "onnxruntime_ms": round(statistics.median(_time_calls(ort_item_pass, 1.0)) * 1e3, 3),
-                         "eager_ms": round(statistics.median(_time_calls(eager_item_pass, 1.0)) * 1e3, 3)}
+                         "onnxruntime_ms": round(statistics.median(time_calls(ort_item_pass, 1.0)) * 1e3, 3),
+                         "eager_ms": round(statistics.median(time_calls(eager_item_pass, 1.0)) * 1e3, 3)}
             log(f"item features of {config.items:,} items (once per catalog change): "
                 f"onnxruntime {item_pass['onnxruntime_ms']:.2f} ms, eager {item_pass['eager_ms']:.2f} ms")
             int8_diffs = {"onnxruntime-cpu-int8": 0.0, "pytorch-eager-cpu-int8": 0.0}
@@ -239,11 +250,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                            "pytorch-eager-cpu-int8": model_int8.score_pairs(*pair_tensors).numpy()}
                 for key, logits in got.items():
                     int8_diffs[key] = max(int8_diffs[key], float(np.max(np.abs(logits - want))))
-                times: dict[str, list[float]] = {name: [] for name in engines}
-                names = list(engines)
-                for r in range(config.rounds):
-                    for name in names if r % 2 == 0 else names[::-1]:
-                        times[name] += _time_calls(engines[name], config.seconds)
+                times = interleaved_times(engines, config.rounds, config.seconds)
                 row: dict[str, Any] = {"batch": n, "users": users}
                 for name, ts in times.items():
                     median = statistics.median(ts)
