@@ -97,14 +97,18 @@ def _stack(vectors: Sequence[Vector | None], dim: int) -> FloatArray:
     return out
 
 
-def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
-    """(user, row) pairs of the top-k columns of each valid row of ``scores``."""
-    k = min(k, scores.shape[1])
+def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_],
+              columns: IntArray | None = None) -> tuple[IntArray, IntArray]:
+    """(user, row) pairs of the top-k columns of each valid row of ``scores`` (its columns are
+    the rows ``columns`` when given, else ``0..n-1``)."""
+    n = scores.shape[1]
+    k = min(k, n)
     if k == 0 or not valid.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     users = np.flatnonzero(valid)
-    part = np.argpartition(-scores[users], k - 1, axis=1)[:, :k]
-    return np.repeat(users, k), part.reshape(-1).astype(np.int64)
+    part = np.argpartition(-(scores if users.shape[0] == scores.shape[0] else scores[users]), k - 1, axis=1)[:, :k]
+    rows = part.reshape(-1).astype(np.int64)
+    return np.repeat(users, k), rows if columns is None else columns[rows]
 
 
 def _first_allowed(
@@ -161,7 +165,7 @@ def generate_candidates(
         ex_row.extend(rows)
     blocked = (np.array(ex_user, np.int64), np.array(ex_row, np.int64))
 
-    # Trending: one dense score per row, normalised to [0, 1].
+    # Trending: one dense score per row, normalised to [0, 1]; only the hot rows are non-zero.
     trend = np.zeros(n_rows, np.float32)
     hot = trending.top(max(per_source, 1) * 4)
     for item_id, score in hot:
@@ -171,13 +175,16 @@ def generate_candidates(
 
     wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
     if retrieval is None:
-        s_long = long @ matrix.T
-        s_short = short @ matrix.T
-        s_query = query @ matrix.T
+        # One product for the three vector kinds: the catalog matrix is read from memory
+        # once, not three times (at 100,000 items that read dominates a small batch).
+        sims = (matrix @ np.concatenate([long, short, query]).T).T
+        s_long, s_short, s_query = sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:]
         interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
         interest[:, dead] = -np.inf
         interest[blocked] = -np.inf
-        searched = np.where(dead[None, :], -np.inf, s_query)
+        # Masked in place: a dead or blocked pair is never kept, so its similarity is never read.
+        searched = s_query
+        searched[:, dead] = -np.inf
         searched[blocked] = -np.inf
         search_pairs = _top_rows(searched, per_source, wants_search)
         interest_pairs = _top_rows(interest, per_source, wants_interest)
@@ -190,8 +197,11 @@ def generate_candidates(
                                       n_rows, per_source)
         interest_pairs = _first_allowed(found.interest_rows, found.interest_scores, wants_interest, blocked_keys,
                                         n_rows, per_source)
-    trend_scores = np.where((trend > 0) & alive, trend, -np.inf)[None, :].repeat(n_users, axis=0)
-    trend_scores[blocked] = -np.inf
+    hot_rows = np.flatnonzero((trend > 0) & alive)  # at most 4 * per_source of them
+    trend_scores = np.broadcast_to(trend[hot_rows], (n_users, hot_rows.shape[0])).copy()
+    hot_blocked = np.isin(blocked[1], hot_rows)
+    if hot_blocked.any():
+        trend_scores[blocked[0][hot_blocked], np.searchsorted(hot_rows, blocked[1][hot_blocked])] = -np.inf
     parts_user: list[IntArray] = []
     parts_row: list[IntArray] = []
     parts_src: list[IntArray] = []
@@ -215,7 +225,7 @@ def generate_candidates(
     cu, cr, cov_score = cu[known], cr[known], cv_score[known]
     add(cu, cr, COVISIT)
     add(*interest_pairs, INTEREST)
-    add(*_top_rows(trend_scores, per_source, np.ones(n_users, bool)), TRENDING)
+    add(*_top_rows(trend_scores, per_source, np.ones(n_users, bool), hot_rows), TRENDING)
 
     user = np.concatenate(parts_user) if parts_user else np.zeros(0, np.int64)
     row = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
