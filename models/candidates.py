@@ -175,10 +175,11 @@ def generate_candidates(
 
     wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
     if retrieval is None:
-        # One product for the three vector kinds: the catalog matrix is read from memory
-        # once, not three times (at 100,000 items that read dominates a small batch).
-        sims = (matrix @ np.concatenate([long, short, query]).T).T
-        s_long, s_short, s_query = sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:]
+        if n_users == 1:  # three matrix-vector products: quicker for one user (BENCHMARKS.md)
+            s_long, s_short, s_query = long @ matrix.T, short @ matrix.T, query @ matrix.T
+        else:  # one product for the three vector kinds: the catalog matrix is read once, not three times
+            sims = (matrix @ np.concatenate([long, short, query]).T).T
+            s_long, s_short, s_query = sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:]
         interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
         interest[:, dead] = -np.inf
         interest[blocked] = -np.inf

@@ -495,7 +495,7 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
 @bench.command("retrieval")
 @click.option("--items", "catalogs", default=",".join(str(n) for n in (10_000, 100_000)), show_default=True,
               help="catalog sizes, comma-separated")
-@click.option("--users", default=",".join(str(n) for n in (1, 64, 512)), show_default=True,
+@click.option("--users", default=",".join(str(n) for n in (1, 8, 64, 512)), show_default=True,
               help="users per micro-batch (one candidate-generation call), comma-separated")
 @click.option("--per-source", type=click.IntRange(min=1), default=100, show_default=True,
               help="candidates asked of each source (interest, search)")

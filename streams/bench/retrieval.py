@@ -33,7 +33,7 @@ import numpy as np
 from streams.bench.scoring import CUDA, interleaved_times
 
 DEFAULT_CATALOGS: tuple[int, ...] = (10_000, 100_000)
-DEFAULT_USERS: tuple[int, ...] = (1, 64, 512)
+DEFAULT_USERS: tuple[int, ...] = (1, 8, 64, 512)
 
 
 @dataclass(frozen=True)
