@@ -18,10 +18,12 @@ layers quantized (``streamrec export --precision int8``, :mod:`export.quantize`)
 different model from the float one eager runs, its parity with PyTorch reported next to
 the float graph's. The like-for-like baseline for them is PyTorch's own dynamic int8 of
 the same layers (``torch.ao.quantization.quantize_dynamic``, one scale per output
-channel, as in the export), measured in eager mode in the same rounds. With ``profile_calls``, onnxruntime's profiler then splits
-the pair scorer's calls by operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available, onnxruntime is also
-measured on the GPU through I/O binding, the item features resident on the device
-(the serving path); otherwise the report says that the GPU figure was not measured.
+channel, as in the export), measured in eager mode in the same rounds. With
+``profile_calls``, onnxruntime's profiler then splits the pair scorer's calls by
+operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available,
+onnxruntime is also measured on the GPU through I/O binding, the item features resident
+on the device (the serving path); otherwise the report says that the GPU figure was not
+measured.
 
 Inputs are random but shaped like serving: unit user and item vectors of the
 item space (512-d: 384 text + 128 image, a third of the items without image),
