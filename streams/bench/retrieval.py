@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.bench.scoring import CUDA, interleaved_times
+from streams.bench.scoring import CUDA, NO_GPU, interleaved_times
 
 DEFAULT_CATALOGS: tuple[int, ...] = (10_000, 100_000)
 DEFAULT_USERS: tuple[int, ...] = (1, 8, 64, 512)
@@ -140,7 +140,7 @@ def run_retrieval_bench(config: RetrievalBenchConfig, log: Callable[[str], None]
                     "onnxruntime_providers": ort.get_available_providers()},
         "load_average_start": load_before,
         "load_average_end": load_average(),
-        "gpu": "measured" if gpu is not None else "not measured: no CUDA execution provider on this machine",
+        "gpu": "measured" if gpu is not None else NO_GPU,
         "rows": rows,
     }
     (config.out / "retrieval.json").write_text(json.dumps(results, indent=2))

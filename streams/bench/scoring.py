@@ -46,6 +46,8 @@ from typing import Any
 
 DEFAULT_BATCHES: tuple[int, ...] = (1, 8, 64, 256, 1024, 4096, 8192)
 CUDA = "CUDAExecutionProvider"
+#: What a report says when no GPU could be measured.
+NO_GPU = "not measured: no CUDA execution provider on this machine"
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
                     "onnxruntime_providers": ort.get_available_providers()},
         "load_average_start": load_before,
         "load_average_end": load_average(),
-        "gpu": "measured" if gpu is not None else "not measured: no CUDA execution provider on this machine",
+        "gpu": "measured" if gpu is not None else NO_GPU,
         "rows": rows,
     }
     (config.out / "scoring.json").write_text(json.dumps(results, indent=2))
