@@ -5,7 +5,8 @@ every first axis dynamic (users, pairs, items), with the names of
 :mod:`models.ranker_features`:
 
 * the item model (``item_features.onnx``): ``item_vectors`` -> ``item_features``
-  (:meth:`models.ranker.Ranker.item_features`), run by serving once per catalog version;
+  (:meth:`models.ranker.Ranker.item_features` in the layout of
+  :func:`spread_item_features`), run by serving once per catalog version;
 * the pair scorer (``ranker.onnx``): :data:`~models.ranker_features.PAIR_INPUT_NAMES`
   -> ``score`` (:meth:`models.ranker.Ranker.score_pairs`), run once per micro-batch.
 
@@ -45,7 +46,7 @@ from export.encoders import OPSET, ParityError, ParityReport
 from export.quantize import quantize_dense_layers
 from export.training import load_checkpoint
 from models.onnx_session import CPU_PROVIDER, create_session
-from models.ranker import _EPS, Ranker, _unit
+from models.ranker import _EPS, Ranker
 from models.ranker_features import (
     DENSE_FEATURES,
     INPUT_NAMES,
@@ -67,6 +68,7 @@ __all__ = [
     "item_model_path",
     "quantize_pair_scorer",
     "random_inputs",
+    "spread_item_features",
     "top_k_agreement",
     "validate_parity",
 ]
@@ -144,12 +146,29 @@ def _quiet_export() -> Iterator[None]:
         yield
 
 
+def spread_item_features(features: torch.Tensor) -> torch.Tensor:
+    """:meth:`Ranker.item_features` rows ``(M, r + 1)`` in the layout of the exported item
+    model, ``(M, 3r + 1)``: the projection three times (once per user vector), then the image
+    mask, so the pair scorer multiplies a gathered row by the user's row directly.
+
+    >>> spread_item_features(torch.tensor([[3.0, 4.0, 1.0]])).tolist()  # rank 2, then the image mask
+    [[3.0, 4.0, 3.0, 4.0, 3.0, 4.0, 1.0]]
+    """
+    r = features.shape[1] - 1
+    projected = features[:, :r]
+    return torch.cat([projected, projected, projected, features[:, r:]], dim=1)
+
+
 class _ItemModel(torch.nn.Module):
-    """The ranker's item side (:meth:`Ranker.item_features`) as its own graph, written for
-    onnxruntime: the text and image projections and the two squared norms are each one
-    MatMul over the whole item row (block weights, a 0/1 part indicator) instead of column
-    slices, which onnxruntime copies slowly. The same function; the parity check compares it
-    with ``item_features`` and with the model end to end."""
+    """The ranker's item side (:meth:`Ranker.item_features`, spread by
+    :func:`spread_item_features`) as its own graph, written for onnxruntime: the text and image
+    projections and the two squared norms are each one MatMul over the whole item row (block
+    weights, a 0/1 part indicator) instead of column slices, which onnxruntime copies slowly.
+    The parity check compares it with ``item_features`` and with the model end to end.
+
+    The spread layout stores three copies of each projection (``3r + 1`` numbers an item
+    instead of ``r + 1``: 196 bytes at rank 16) so that no call of the pair scorer has to
+    build them; the table is computed once per catalog version."""
 
     weight: torch.Tensor
     parts: torch.Tensor
@@ -176,24 +195,34 @@ class _ItemModel(torch.nn.Module):
         inv = norm2.clamp_min(_EPS).rsqrt()
         projected = proj[:, :r] * inv[:, :1] + proj[:, r:] * inv[:, 1:]  # a zero part projects to 0
         has_image = (norm2[:, 1:] > 1e-12).to(item_vectors.dtype)
-        return torch.cat([projected, has_image], dim=1)
+        return torch.cat([projected, projected, projected, has_image], dim=1)
 
 
 class _PairScorer(torch.nn.Module):
     """The ranker's pair side (:meth:`Ranker.score_pairs`) as a graph written for onnxruntime.
 
-    The same function, with fewer and plainer nodes: the gathered item features are
-    spread to the ``3r + 1`` product columns (three copies of the projection, then the
-    image mask) by one MatMul with a 0/1 matrix, and multiplied by the gathered user
-    row (its three projections, then a 1), so the products and the mask come out as
-    one ``(N, 3r + 1)`` block with no broadcast, reshape or slice; the dense scaling
-    is one multiply-add with folded constants; the first cross layer's ``+ x0`` is
-    folded into its bias (``x0 * (W x0 + b) + x0 = x0 * (W x0 + b + 1)``). The parity
-    check compares it with the PyTorch model end to end.
+    The same function, with fewer and plainer nodes:
+
+    * the user side takes each user's three vectors as rows of one matrix: one MatMul of
+      block weights projects their text and image parts, a 0/1 indicator MatMul takes the
+      parts' squared norms, and one more MatMul adds the two projections of each vector
+      into the user's row (the query's image part has zero weight: queries are text), with
+      a trailing 1 for the image mask;
+    * the gathered item row (already spread by the item model) times the gathered user row
+      gives the products and the mask as one ``(N, 3r + 1)`` block, with no broadcast,
+      reshape or slice;
+    * the dense scaling is one multiply-add with folded constants, and the first cross
+      layer's ``+ x0`` is folded into its bias (``x0 * (W x0 + b) + x0 = x0 * (W x0 + b + 1)``).
+
+    The parity check compares it with the PyTorch model end to end.
     """
 
     ranker: Ranker
-    spread: torch.Tensor
+    weight: torch.Tensor
+    parts: torch.Tensor
+    expand: torch.Tensor
+    combine: torch.Tensor
+    mask_column: torch.Tensor
     scale: torch.Tensor
     shift: torch.Tensor
     first_bias: torch.Tensor
@@ -201,12 +230,25 @@ class _PairScorer(torch.nn.Module):
     def __init__(self, ranker: Ranker) -> None:
         super().__init__()
         self.ranker = ranker
-        r = ranker.config.rank
-        spread = torch.zeros(r + 1, 3 * r + 1)
+        cfg = ranker.config
+        r = cfg.rank
+        item = _ItemModel(ranker)  # the same block weights and part indicator, for the user rows
+        self.register_buffer("weight", item.weight)
+        self.register_buffer("parts", item.parts)
+        expand = torch.zeros(2, 2 * r)  # each part's inverse norm over its r projected columns
+        expand[0, :r] = 1.0
+        expand[1, r:] = 1.0
+        self.register_buffer("expand", expand)
+        combine = torch.zeros(6 * r, 3 * r + 1)  # (text, image) of long, short, query -> user row
+        diagonal = torch.arange(r)
         for k in range(3):
-            spread[torch.arange(r), k * r + torch.arange(r)] = 1.0
-        spread[r, 3 * r] = 1.0
-        self.register_buffer("spread", spread)
+            combine[2 * k * r + diagonal, k * r + diagonal] = 1.0
+            if k < 2 and ranker.image_proj is not None:
+                combine[(2 * k + 1) * r + diagonal, k * r + diagonal] = 1.0
+        self.register_buffer("combine", combine)
+        mask_column = torch.zeros(3 * r + 1)
+        mask_column[3 * r] = 1.0
+        self.register_buffer("mask_column", mask_column)
         self.register_buffer("scale", 1.0 / ranker.dense_std.detach())
         self.register_buffer("shift", -ranker.dense_mean.detach() / ranker.dense_std.detach())
         first = cast(torch.nn.Linear, ranker.cross[0]) if len(ranker.cross) else None
@@ -215,12 +257,11 @@ class _PairScorer(torch.nn.Module):
     def forward(self, user_vectors: torch.Tensor, user_index: torch.Tensor, item_features: torch.Tensor,
                 item_rows: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         m = self.ranker
-        t = m.text_dim
-        proj_user = m.text_proj(_unit(user_vectors[:, :, :t]))  # (U, 3, r)
-        if m.image_proj is not None:
-            proj_user = proj_user + torch.nn.functional.pad(m.image_proj(_unit(user_vectors[:, :2, t:])), (0, 0, 0, 1))
-        user_row = torch.nn.functional.pad(proj_user.flatten(1), (0, 1), value=1.0)  # (U, 3r + 1)
-        head = user_row.index_select(0, user_index) * (item_features.index_select(0, item_rows) @ self.spread)
+        rows = user_vectors.reshape(-1, m.config.dim)  # (3U, D): long, short, query of each user
+        inv = ((rows * rows) @ self.parts).clamp_min(_EPS).rsqrt()  # (3U, 2): a zero part projects to 0
+        projected = (rows @ self.weight) * (inv @ self.expand)  # (3U, 2r): text, then image
+        user_row = projected.reshape(-1, 6 * m.config.rank) @ self.combine + self.mask_column  # (U, 3r + 1)
+        head = user_row.index_select(0, user_index) * item_features.index_select(0, item_rows)
         x0 = torch.cat([head, dense * self.scale + self.shift], dim=1)
         x = x0
         for i, layer in enumerate(m.cross):
@@ -243,7 +284,7 @@ def export_onnx(model: Ranker, out_path: Path) -> None:
     model.eval()
     items = torch.from_numpy(example["item_vectors"])
     with _quiet_export():
-        features = model.item_features(items)
+        features = spread_item_features(model.item_features(items))
         args = tuple(features if name == "item_features" else torch.from_numpy(example[name])
                      for name in PAIR_INPUT_NAMES)
         torch.onnx.export(_PairScorer(model).eval(), args, str(out_path), dynamo=False, opset_version=OPSET,
@@ -309,7 +350,8 @@ def validate_parity(model: Ranker, onnx_path: Path, sample: Feeds | None = None,
         (got,) = session.run([OUTPUT_NAME], pair_feeds)
         with torch.no_grad():
             want = model(*(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)).numpy()
-            want_features = model.item_features(torch.from_numpy(feeds["item_vectors"])).numpy()
+            items = torch.from_numpy(feeds["item_vectors"])
+            want_features = spread_item_features(model.item_features(items)).numpy()
         if got.shape != want.shape or features.shape != want_features.shape:
             raise ParityError(f"{onnx_path.name}: {name}: output shapes {got.shape}, {features.shape} != "
                               f"PyTorch {want.shape}, {want_features.shape}")

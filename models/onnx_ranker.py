@@ -5,7 +5,7 @@ last; see :mod:`models.onnx_session`). One ``score`` call ranks every candidate
 pair of a micro-batch. Only numpy and onnxruntime are needed here, never torch.
 
 A bundle holds two graphs: the item model turns the item index's matrix into item
-features (``rank + 1`` numbers per item) and the pair scorer ranks pairs from them.
+features (``3 * rank + 1`` numbers per item) and the pair scorer ranks pairs from them.
 The item features are computed once per catalog version (the item index's
 ``version``; every upsert or delete bumps it) and reused by every micro-batch until
 then, so a pair costs a gather of a few numbers instead of a 512-d item row. When the

@@ -34,7 +34,7 @@ IntArray = NDArray[np.int64]
 INPUT_NAMES: tuple[str, ...] = ("user_vectors", "user_index", "item_vectors", "item_rows", "dense")
 OUTPUT_NAME = "score"
 #: Inputs of the served pair scorer: the item matrix is replaced by its precomputed item
-#: features (``(M, rank + 1)``, the output :data:`ITEM_OUTPUT_NAME` of the item model,
+#: features (``(M, 3 * rank + 1)``, the output :data:`ITEM_OUTPUT_NAME` of the item model,
 #: whose one input is ``item_vectors``).
 PAIR_INPUT_NAMES: tuple[str, ...] = ("user_vectors", "user_index", "item_features", "item_rows", "dense")
 ITEM_OUTPUT_NAME = "item_features"

@@ -16,6 +16,7 @@ from export.ranker_export import (
     export_one_graph_onnx,
     export_onnx,
     random_inputs,
+    spread_item_features,
     validate_parity,
 )
 from models.onnx_ranker import OnnxRanker
@@ -44,7 +45,7 @@ def test_export_round_trip_matches_pytorch_at_any_batch_size(tmp_path: Path) -> 
     meta = json.loads((bundle.path / "bundle.json").read_text())
     assert [i["name"] for i in meta["inputs"]] == list(PAIR_INPUT_NAMES)
     assert meta["inputs"][1]["shape"] == ["pairs"] and meta["outputs"][0]["shape"] == ["pairs"]  # dynamic axes
-    assert meta["inputs"][2]["shape"] == ["items", 5]  # precomputed item features: rank 4 + the image mask
+    assert meta["inputs"][2]["shape"] == ["items", 13]  # precomputed item features: 3 x rank 4 + the image mask
     assert meta["item_model"]["inputs"][0] == {"name": "item_vectors", "dtype": "float32", "shape": ["items", 24]}
     assert bundle.item_model_path is not None and bundle.item_model_path.is_file()
     assert meta["dimensions"] == {"dim": 24, "text_dim": 16, "image_dim": 8, "n_dense": len(DENSE_FEATURES)}
@@ -66,7 +67,7 @@ def test_item_features_are_reused_until_the_catalog_version_changes(tmp_path: Pa
     feeds = random_inputs(model, pairs=300, users=5, items=40, seed=3)
     first = ranker.item_features(feeds["item_vectors"], key=(1, 7, 40))
     with torch.no_grad():
-        want = model.item_features(torch.from_numpy(feeds["item_vectors"])).numpy()
+        want = spread_item_features(model.item_features(torch.from_numpy(feeds["item_vectors"]))).numpy()
     np.testing.assert_allclose(first, want, atol=RANKER_TOLERANCE, rtol=0)
     changed = feeds["item_vectors"].copy()
     changed[:] = changed[::-1]  # another catalog
@@ -78,6 +79,24 @@ def test_item_features_are_reused_until_the_catalog_version_changes(tmp_path: Pa
     scores = ranker.run(_inputs(feeds), changed, key=(1, 8, 40))
     np.testing.assert_allclose(scores, _torch_scores(model, {**feeds, "item_vectors": changed}),
                                atol=RANKER_TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize(("dim", "text_dim", "cross_layers", "hidden"), [
+    (8, 8, 1, (8,)),  # text-only items: no image projection
+    (24, 16, 2, (8, 4)),  # a second cross layer keeps its own residual
+    (24, 16, 0, ()),  # no cross layer, one linear layer to the logit
+])
+def test_export_matches_pytorch_for_other_shapes(tmp_path: Path, dim: int, text_dim: int, cross_layers: int,
+                                                 hidden: tuple[int, ...]) -> None:
+    torch.manual_seed(1)
+    model = Ranker(dim=dim, text_dim=text_dim, rank=4, hidden=hidden, cross_layers=cross_layers).eval()
+    path = tmp_path / "ranker.onnx"
+    export_onnx(model, path)
+    report = validate_parity(model, path)  # raises beyond RANKER_TOLERANCE
+    assert report.max_abs_diff <= RANKER_TOLERANCE and report.n_checked > 2000
+    feeds = random_inputs(model, pairs=200, users=6, items=30, seed=5)
+    np.testing.assert_allclose(OnnxRanker(path, "v").run(_inputs(feeds), feeds["item_vectors"]),
+                               _torch_scores(model, feeds), atol=RANKER_TOLERANCE, rtol=0)
 
 
 def test_a_one_graph_ranker_reading_item_vectors_is_still_served(tmp_path: Path) -> None:
