@@ -6,8 +6,8 @@ trending items. Each (user, item) pair appears once, labelled with the source
 that found it first in priority order (search, covisit, interest, trending), and
 carries the features the ranker needs.
 
-The nearest items come from three matrix products over the whole catalog, in numpy,
-or, given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU),
+The nearest items come from two matrix products over the whole catalog (the interest
+vector, the long- and short-term vectors weighted, and the query), in numpy, or, given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU),
 from one call that returns only each user's top rows; the features of the chosen pairs
 are then computed from the gathered rows.
 """
@@ -138,8 +138,8 @@ def generate_candidates(
     exclude_recent: int = 5,
     retrieval: Retrieval | None = None,
 ) -> Candidates:
-    """All candidate pairs with features for ``users`` (one matrix product per vector kind, or one
-    ``retrieval`` call for the batch)."""
+    """All candidate pairs with features for ``users`` (matrix products over the catalog for the
+    interest and query vectors, or one ``retrieval`` call for the batch)."""
     n_users, n_rows = len(users), index.size
     matrix, alive = index.matrix, index.alive
     long = _stack([u.long for u in users], index.dim)
@@ -174,25 +174,25 @@ def generate_candidates(
             trend[r] = score
 
     wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
+    vectors = np.stack([long, short, query], axis=1)  # (U, 3, D)
     if retrieval is None:
-        if n_users == 1:  # three matrix-vector products: quicker for one user (BENCHMARKS.md)
-            s_long, s_short, s_query = long @ matrix.T, short @ matrix.T, query @ matrix.T
-        else:  # one product for the three vector kinds: the catalog matrix is read once, not three times
-            sims = (matrix @ np.concatenate([long, short, query]).T).T
-            s_long, s_short, s_query = sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:]
-        interest = conf_long[:, None] * s_long + conf_short[:, None] * s_short
-        interest[:, dead] = -np.inf
-        interest[blocked] = -np.inf
-        # Masked in place: a dead or blocked pair is never kept, so its similarity is never read.
-        searched = s_query
-        searched[:, dead] = -np.inf
-        searched[blocked] = -np.inf
+        # The interest score is linear in the vectors, so it is one product with their
+        # weighted sum: two products over the catalog per user (interest, query), not three.
+        interest_vector = conf_long[:, None] * long + conf_short[:, None] * short
+        if n_users == 1:  # two matrix-vector products: quicker for one user (BENCHMARKS.md)
+            interest, searched = interest_vector @ matrix.T, query @ matrix.T
+        else:  # one product for both: the catalog matrix is read once
+            sims = (matrix @ np.concatenate([interest_vector, query]).T).T
+            interest, searched = sims[:n_users], sims[n_users:]
+        for scores in (interest, searched):  # in place: both are only read for their top rows
+            scores[:, dead] = -np.inf
+            scores[blocked] = -np.inf
         search_pairs = _top_rows(searched, per_source, wants_search)
         interest_pairs = _top_rows(interest, per_source, wants_interest)
     else:
         most_blocked = max((len(x) for x in seen_sets), default=0)
-        found = retrieval.top_rows(index, np.stack([long, short, query], axis=1),
-                                   np.stack([conf_long, conf_short], axis=1), per_source + most_blocked)
+        found = retrieval.top_rows(index, vectors, np.stack([conf_long, conf_short], axis=1),
+                                   per_source + most_blocked)
         blocked_keys = blocked[0] * n_rows + blocked[1]
         search_pairs = _first_allowed(found.search_rows, found.search_scores, wants_search, blocked_keys,
                                       n_rows, per_source)
@@ -253,12 +253,9 @@ def generate_candidates(
         hit = ckeys_sorted[pos] == keys
         cov_feat[hit] = cov_score.astype(np.float32)[order][pos[hit]]
 
-    if retrieval is None:
-        sim_long, sim_short, sim_query = s_long[user, row], s_short[user, row], s_query[user, row]
-    else:  # only the chosen pairs' similarities: one gathered item row per pair
-        vectors = np.stack([long, short, query], axis=1)
-        sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
-        sim_long, sim_short, sim_query = (np.ascontiguousarray(sims[:, j], np.float32) for j in range(3))
+    # Only the chosen pairs' similarities: one gathered item row per pair.
+    pair_sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
+    sim_long, sim_short, sim_query = (np.ascontiguousarray(pair_sims[:, j], np.float32) for j in range(3))
     return Candidates(
         user=user,
         row=row,

@@ -3,8 +3,9 @@
 Candidate generation (:func:`models.candidates.generate_candidates`) needs, for every
 user of a micro-batch, the items nearest to their interest (long- plus short-term
 vector, weighted by how much each counts now) and to their latest search. On the CPU
-numpy does this with three matrix products. On a GPU, :class:`OnnxRetrieval` runs the
-same products and the two top-k's in one ONNX graph (:func:`retrieval_graph`) on the
+numpy does this with a matrix product for the interest vector (the long- and short-term
+vectors weighted) and the query. On a GPU, :class:`OnnxRetrieval` runs the same product
+and the two top-k's in one ONNX graph (:func:`retrieval_graph`) on the
 device: the item matrix and its dead-row mask are copied there once per catalog version
 and stay resident (I/O binding), only the users' vectors travel in, and only ``k`` rows
 and scores per user and source travel back.
@@ -60,23 +61,26 @@ def retrieval_graph() -> bytes:
         return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, i64, dims, values))
 
     nodes = [  # in dependency order (the checker below insists)
-        const("zero", [0], [1]), const("one", [1], [1]), const("two", [2], [1]), const("three", [3], [1]),
-        const("minus_one", [-1], [1]), const("two_scalar", [2], []),
-        helper.make_node("Flatten", ["user_vectors"], ["flat"], axis=2),  # (3U, D)
-        helper.make_node("Gemm", ["flat", "item_matrix"], ["sims_flat"], transB=1),  # (3U, M)
-        helper.make_node("Shape", ["user_vectors"], ["uv_shape"]),
-        helper.make_node("Slice", ["uv_shape", "zero", "one"], ["n_users"]),
-        helper.make_node("Concat", ["n_users", "three", "minus_one"], ["sims_shape"], axis=0),
-        helper.make_node("Reshape", ["sims_flat", "sims_shape"], ["sims"]),  # (U, 3, M)
+        const("zero", [0], [1]), const("one", [1], [1]), const("two", [2], [1]), const("minus_one", [-1], [1]),
+        const("zero_scalar", [0], []), const("one_scalar", [1], []), const("two_scalar", [2], []),
+        # The interest score is linear in the vectors: one product with the weighted sum of long and short.
+        helper.make_node("Slice", ["user_vectors", "zero", "two", "one"], ["long_short"]),  # (U, 2, D)
         helper.make_node("Unsqueeze", ["weights", "minus_one"], ["w3"]),  # (U, 2, 1)
-        helper.make_node("Slice", ["sims", "zero", "two", "one"], ["long_short"]),  # (U, 2, M)
         helper.make_node("Mul", ["long_short", "w3"], ["weighted"]),
-        helper.make_node("ReduceSum", ["weighted", "one"], ["interest_raw"], keepdims=0),  # (U, M)
-        helper.make_node("Add", ["interest_raw", "item_bias"], ["interest"]),
-        helper.make_node("Gather", ["sims", "two_scalar"], ["query_raw"], axis=1),  # (U, M)
-        helper.make_node("Add", ["query_raw", "item_bias"], ["search"]),
-        helper.make_node("TopK", ["interest", "k"], ["interest_scores", "interest_rows"], axis=1, largest=1, sorted=1),
-        helper.make_node("TopK", ["search", "k"], ["search_scores", "search_rows"], axis=1, largest=1, sorted=1),
+        helper.make_node("ReduceSum", ["weighted", "one"], ["interest_vector"], keepdims=0),  # (U, D)
+        helper.make_node("Gather", ["user_vectors", "two_scalar"], ["query"], axis=1),  # (U, D)
+        helper.make_node("Concat", ["interest_vector", "query"], ["both"], axis=0),  # (2U, D)
+        helper.make_node("Gemm", ["both", "item_matrix"], ["sims_flat"], transB=1),  # (2U, M)
+        helper.make_node("Shape", ["item_matrix"], ["matrix_shape"]),
+        helper.make_node("Slice", ["matrix_shape", "zero", "one"], ["n_items"]),
+        helper.make_node("Concat", ["two", "minus_one", "n_items"], ["sims_shape"], axis=0),
+        helper.make_node("Reshape", ["sims_flat", "sims_shape"], ["sims"]),  # (2, U, M): interest, search
+        helper.make_node("Add", ["sims", "item_bias"], ["scored"]),
+        helper.make_node("TopK", ["scored", "k"], ["top_scores", "top_rows"], axis=2, largest=1, sorted=1),
+        helper.make_node("Gather", ["top_scores", "zero_scalar"], ["interest_scores"], axis=0),
+        helper.make_node("Gather", ["top_rows", "zero_scalar"], ["interest_rows"], axis=0),
+        helper.make_node("Gather", ["top_scores", "one_scalar"], ["search_scores"], axis=0),
+        helper.make_node("Gather", ["top_rows", "one_scalar"], ["search_rows"], axis=0),
     ]
     graph = helper.make_graph(
         nodes,
