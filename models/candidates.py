@@ -6,9 +6,8 @@ trending items. Each (user, item) pair appears once, labelled with the source
 that found it first in priority order (search, covisit, interest, trending), and
 carries the features the ranker needs.
 
-The nearest items come from two matrix products over the whole catalog (the interest
-vector, the long- and short-term vectors weighted, and the query), in numpy, or, given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU),
-from one call that returns only each user's top rows; the features of the chosen pairs
+The nearest items come from matrix products over the whole catalog, in numpy, or,
+given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU), from one call that returns only each user's top rows; the features of the chosen pairs
 are then computed from the gathered rows.
 """
 
@@ -138,8 +137,8 @@ def generate_candidates(
     exclude_recent: int = 5,
     retrieval: Retrieval | None = None,
 ) -> Candidates:
-    """All candidate pairs with features for ``users`` (matrix products over the catalog for the
-    interest and query vectors, or one ``retrieval`` call for the batch)."""
+    """All candidate pairs with features for ``users`` (matrix products over the whole catalog, or
+    one ``retrieval`` call for the batch)."""
     n_users, n_rows = len(users), index.size
     matrix, alive = index.matrix, index.alive
     long = _stack([u.long for u in users], index.dim)
@@ -175,16 +174,23 @@ def generate_candidates(
 
     wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
     vectors = np.stack([long, short, query], axis=1)  # (U, 3, D)
+    # Each vector's similarity with every item, when computed for the whole catalog (None:
+    # the chosen pairs' similarities are computed from their gathered rows at the end).
+    full: tuple[FloatArray, FloatArray, FloatArray] | None = None
     if retrieval is None:
-        # The interest score is linear in the vectors, so it is one product with their
-        # weighted sum: two products over the catalog per user (interest, query), not three.
-        interest_vector = conf_long[:, None] * long + conf_short[:, None] * short
-        if n_users == 1:  # two matrix-vector products: quicker for one user (BENCHMARKS.md)
-            interest, searched = interest_vector @ matrix.T, query @ matrix.T
-        else:  # one product for both: the catalog matrix is read once
-            sims = (matrix @ np.concatenate([interest_vector, query]).T).T
-            interest, searched = sims[:n_users], sims[n_users:]
-        for scores in (interest, searched):  # in place: both are only read for their top rows
+        if n_users == 1:
+            # The interest score is linear in the vectors: two matrix-vector products (the
+            # weighted interest vector, the query) instead of three (BENCHMARKS.md).
+            interest = (conf_long[:, None] * long + conf_short[:, None] * short) @ matrix.T
+            searched = query @ matrix.T
+        else:
+            # One product for the three vector kinds: the catalog matrix is read once, and the
+            # pairs' similarities are then looked up, cheaper than gathering many item rows.
+            sims = (matrix @ np.concatenate([long, short, query]).T).T
+            full = (sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:])
+            interest = conf_long[:, None] * full[0] + conf_short[:, None] * full[1]
+            searched = full[2]  # masked in place: a dead or blocked pair is never kept, so never looked up
+        for scores in (interest, searched):
             scores[:, dead] = -np.inf
             scores[blocked] = -np.inf
         search_pairs = _top_rows(searched, per_source, wants_search)
@@ -253,9 +259,11 @@ def generate_candidates(
         hit = ckeys_sorted[pos] == keys
         cov_feat[hit] = cov_score.astype(np.float32)[order][pos[hit]]
 
-    # Only the chosen pairs' similarities: one gathered item row per pair.
-    pair_sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
-    sim_long, sim_short, sim_query = (np.ascontiguousarray(pair_sims[:, j], np.float32) for j in range(3))
+    if full is not None:
+        sim_long, sim_short, sim_query = (s[user, row] for s in full)
+    else:  # only the chosen pairs' similarities: one gathered item row per pair
+        sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
+        sim_long, sim_short, sim_query = (np.ascontiguousarray(sims[:, j], np.float32) for j in range(3))
     return Candidates(
         user=user,
         row=row,
