@@ -110,6 +110,32 @@ def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_],
     return np.repeat(users, k), rows if columns is None else columns[rows]
 
 
+def _pair_similarities(vectors: FloatArray, matrix: FloatArray, user: IntArray, row: IntArray) -> FloatArray:
+    """``(N, K)``: each pair's item row times its user's ``K`` vectors (``vectors`` ``(U, K, D)``).
+
+    The pairs' rows are gathered once, grouped by user, and each user's group takes one small
+    matrix product: a Python step per user, never per pair, and no per-pair copy of the
+    user's vectors.
+
+    >>> vectors = np.array([[[1.0, 0.0]], [[0.0, 2.0]]], np.float32)  # 2 users, 1 vector each
+    >>> matrix = np.array([[1.0, 1.0], [3.0, 5.0]], np.float32)
+    >>> _pair_similarities(vectors, matrix, np.array([1, 0, 1]), np.array([0, 1, 1])).tolist()
+    [[2.0], [3.0], [10.0]]
+    """
+    sims = np.zeros((user.shape[0], vectors.shape[1]), np.float32)
+    if user.shape[0] == 0:
+        return sims
+    order = np.argsort(user, kind="stable")
+    rows = matrix[row[order]]
+    bounds = np.searchsorted(user[order], np.arange(vectors.shape[0] + 1))
+    grouped = np.empty_like(sims)
+    for u in np.flatnonzero(np.diff(bounds)):
+        start, end = bounds[u], bounds[u + 1]
+        grouped[start:end] = rows[start:end] @ vectors[u].T
+    sims[order] = grouped
+    return sims
+
+
 def _first_allowed(
     rows: IntArray, scores: FloatArray, valid: NDArray[np.bool_], blocked_keys: IntArray, n_rows: int, k: int
 ) -> tuple[IntArray, IntArray]:
@@ -261,9 +287,9 @@ def generate_candidates(
 
     if full is not None:
         sim_long, sim_short, sim_query = (s[user, row] for s in full)
-    else:  # only the chosen pairs' similarities: one gathered item row per pair
-        sims = np.matmul(vectors[user], matrix[row][:, :, None])[:, :, 0] if user.shape[0] else np.zeros((0, 3))
-        sim_long, sim_short, sim_query = (np.ascontiguousarray(sims[:, j], np.float32) for j in range(3))
+    else:  # only the chosen pairs' similarities, from their gathered item rows
+        sims = _pair_similarities(vectors, matrix, user, row)
+        sim_long, sim_short, sim_query = (np.ascontiguousarray(sims[:, j]) for j in range(3))
     return Candidates(
         user=user,
         row=row,
