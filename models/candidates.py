@@ -7,8 +7,9 @@ that found it first in priority order (search, covisit, interest, trending), and
 carries the features the ranker needs.
 
 The nearest items come from matrix products over the whole catalog, in numpy, or,
-given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU), from one call that returns only each user's top rows; the features of the chosen pairs
-are then computed from the gathered rows.
+given a :class:`Retrieval` (:class:`models.onnx_retrieval.OnnxRetrieval` on a GPU),
+from one call that returns only each user's top rows; the features of the chosen
+pairs are then computed from their gathered rows.
 """
 
 from __future__ import annotations

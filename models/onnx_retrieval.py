@@ -3,12 +3,12 @@
 Candidate generation (:func:`models.candidates.generate_candidates`) needs, for every
 user of a micro-batch, the items nearest to their interest (long- plus short-term
 vector, weighted by how much each counts now) and to their latest search. On the CPU
-numpy does this with a matrix product for the interest vector (the long- and short-term
-vectors weighted) and the query. On a GPU, :class:`OnnxRetrieval` runs the same product
-and the two top-k's in one ONNX graph (:func:`retrieval_graph`) on the
-device: the item matrix and its dead-row mask are copied there once per catalog version
-and stay resident (I/O binding), only the users' vectors travel in, and only ``k`` rows
-and scores per user and source travel back.
+numpy does this with matrix products over the catalog. On a GPU, :class:`OnnxRetrieval`
+multiplies the catalog by each user's interest vector (the long- and short-term vectors
+weighted: the score is linear in them) and query, and runs the two top-k's, in one ONNX
+graph (:func:`retrieval_graph`) on the device: the item matrix and its dead-row mask are
+copied there once per catalog version and stay resident (I/O binding), only the users'
+vectors travel in, and only ``k`` rows and scores per user and source travel back.
 
 The graph's inputs are ``user_vectors`` ``(U, 3, D)`` (long, short, query), ``weights``
 ``(U, 2)`` (the long and short vectors' weights), ``item_matrix`` ``(M, D)``,
