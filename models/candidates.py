@@ -71,7 +71,7 @@ class Candidates:
 @dataclass(frozen=True)
 class Retrieved:
     """Per user, the nearest rows (best first) and their scores, for the interest and search sources.
-    Arrays of shape ``(users, k)``; a dead row scores -inf."""
+    Arrays of shape ``(users, k)``; a masked row (dead, or with a zero vector) scores -inf."""
 
     interest_rows: IntArray
     interest_scores: FloatArray
@@ -100,15 +100,25 @@ def _stack(vectors: Sequence[Vector | None], dim: int) -> FloatArray:
 def _top_rows(scores: FloatArray, k: int, valid: NDArray[np.bool_],
               columns: IntArray | None = None) -> tuple[IntArray, IntArray]:
     """(user, row) pairs of the top-k columns of each valid row of ``scores`` (its columns are
-    the rows ``columns`` when given, else ``0..n-1``)."""
+    the rows ``columns`` when given, else ``0..n-1``). A column scored -inf (masked) is never
+    returned, even when fewer than ``k`` columns of a row are left.
+
+    >>> scores = np.array([[0.2, -np.inf, 0.9], [0.5, 0.1, 0.3]], np.float32)
+    >>> _top_rows(scores, 2, np.array([True, False]))
+    (array([0, 0]), array([2, 0]))
+    >>> _top_rows(scores, 3, np.array([True, True]))[0].tolist()
+    [0, 0, 1, 1, 1]
+    """
     n = scores.shape[1]
     k = min(k, n)
     if k == 0 or not valid.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     users = np.flatnonzero(valid)
-    part = np.argpartition(-(scores if users.shape[0] == scores.shape[0] else scores[users]), k - 1, axis=1)[:, :k]
-    rows = part.reshape(-1).astype(np.int64)
-    return np.repeat(users, k), rows if columns is None else columns[rows]
+    picked = scores if users.shape[0] == scores.shape[0] else scores[users]
+    part = np.argpartition(-picked, k - 1, axis=1)[:, :k]
+    found = np.isfinite(np.take_along_axis(picked, part, axis=1)).reshape(-1)
+    rows = part.reshape(-1).astype(np.int64)[found]
+    return np.repeat(users, k)[found], rows if columns is None else columns[rows]
 
 
 def _pair_similarities(vectors: FloatArray, matrix: FloatArray, user: IntArray, row: IntArray) -> FloatArray:
@@ -167,7 +177,7 @@ def generate_candidates(
     """All candidate pairs with features for ``users`` (matrix products over the whole catalog, or
     one ``retrieval`` call for the batch)."""
     n_users, n_rows = len(users), index.size
-    matrix, alive = index.matrix, index.alive
+    matrix, alive, has_vector = index.matrix, index.alive, index.has_vector
     long = _stack([u.long for u in users], index.dim)
     short = _stack([u.short for u in users], index.dim)
     query = _stack([u.query for u in users], index.dim)
@@ -175,7 +185,9 @@ def generate_candidates(
     conf_short = np.array([u.conf_short for u in users], np.float32)
     conf_query = np.array([u.conf_query for u in users], np.float32)
 
-    dead = ~alive
+    # Nearest-item retrieval skips rows that are dead or have a zero vector (behaviour-only
+    # items: a zero vector is no nearer to anyone than any other row).
+    unfindable = ~has_vector
 
     # What each user must not be shown: bought items (always) and, optionally, the
     # latest ``exclude_recent`` items. Masked before every per-source top-k, so a
@@ -199,7 +211,10 @@ def generate_candidates(
         if r is not None:
             trend[r] = score
 
-    wants_search, wants_interest = conf_query > 0.05, (conf_long + conf_short) > 0
+    # A zero vector (a user whose items are all behaviour-only, an empty query) is near nothing.
+    weighted = conf_long[:, None] * long + conf_short[:, None] * short  # the interest score is linear in it
+    wants_search = (conf_query > 0.05) & query.any(axis=1)
+    wants_interest = ((conf_long + conf_short) > 0) & weighted.any(axis=1)
     vectors = np.stack([long, short, query], axis=1)  # (U, 3, D)
     # Each vector's similarity with every item, when computed for the whole catalog (None:
     # the chosen pairs' similarities are computed from their gathered rows at the end).
@@ -208,7 +223,7 @@ def generate_candidates(
         if n_users == 1:
             # The interest score is linear in the vectors: two matrix-vector products (the
             # weighted interest vector, the query) instead of three (BENCHMARKS.md).
-            interest = (conf_long[:, None] * long + conf_short[:, None] * short) @ matrix.T
+            interest = weighted @ matrix.T
             searched = query @ matrix.T
         else:
             # One product for the three vector kinds: the catalog matrix is read once, and the
@@ -216,9 +231,12 @@ def generate_candidates(
             sims = (matrix @ np.concatenate([long, short, query]).T).T
             full = (sims[:n_users], sims[n_users:2 * n_users], sims[2 * n_users:])
             interest = conf_long[:, None] * full[0] + conf_short[:, None] * full[1]
-            searched = full[2]  # masked in place: a dead or blocked pair is never kept, so never looked up
+            # Masked in place when that is safe: a dead or blocked pair is never kept, so never
+            # looked up. A live row without a vector can still come from co-visitation or
+            # trending, so its similarity must stay readable.
+            searched = full[2] if not (alive & unfindable).any() else full[2].copy()
         for scores in (interest, searched):
-            scores[:, dead] = -np.inf
+            scores[:, unfindable] = -np.inf
             scores[blocked] = -np.inf
         search_pairs = _top_rows(searched, per_source, wants_search)
         interest_pairs = _top_rows(interest, per_source, wants_interest)
@@ -271,7 +289,7 @@ def generate_candidates(
     first.sort()
     user, row, src, keys = user[first], row[first], src[first], keys[first]
 
-    # A top-k of fewer valid items than k picks masked ones too: drop them.
+    # Co-visitation and trending neighbours may be dead or blocked: drop them.
     excluded = blocked[0] * n_rows + blocked[1]
     keep = alive[row] & ~np.isin(keys, excluded)
     keep &= (src != TRENDING) | (trend[row] > 0)

@@ -34,6 +34,7 @@ class ItemIndex:
         self.dim = dim
         self._vectors = np.zeros((capacity, dim), dtype=np.float32)
         self._alive = np.zeros(capacity, dtype=bool)
+        self._has_vector = np.zeros(capacity, dtype=bool)  # alive and its vector is not zero
         self._ids: list[ItemId] = []
         self._rows: dict[ItemId, int] = {}
         self._categories: list[str] = []
@@ -64,6 +65,9 @@ class ItemIndex:
         alive = np.zeros(cap, dtype=bool)
         alive[: self._alive.shape[0]] = self._alive
         self._alive = alive
+        has_vector = np.zeros(cap, dtype=bool)
+        has_vector[: self._has_vector.shape[0]] = self._has_vector
+        self._has_vector = has_vector
         prices = np.full(cap, np.nan, dtype=np.float32)
         prices[: self._prices.shape[0]] = self._prices
         self._prices = prices
@@ -108,6 +112,7 @@ class ItemIndex:
             self._categories[row] = category
             self._titles[row] = title
         self._vectors[row] = l2_normalize(vector)
+        self._has_vector[row] = bool(self._vectors[row].any())
         self._prices[row] = np.nan if price is None else price
         self._in_stock[row] = in_stock
         self._category_codes[row] = self._category_code(category)
@@ -121,6 +126,7 @@ class ItemIndex:
         if row is None:
             return
         self._alive[row] = False
+        self._has_vector[row] = False
         self._vectors[row] = 0.0
         self._category_codes[row] = -1
         self._prices[row] = np.nan
@@ -188,6 +194,20 @@ class ItemIndex:
         return self._alive[: len(self._ids)]
 
     @property
+    def has_vector(self) -> NDArray[np.bool_]:
+        """Whether each row ``[0, size)`` is alive with a non-zero vector: the rows nearest-item
+        retrieval can return. A behaviour-only item (no text, no image) has a zero vector, which
+        is no nearer to any user or item than any other: it is found by co-visitation and
+        trending, never by similarity.
+
+        >>> idx = ItemIndex(dim=2)
+        >>> idx.upsert("a", np.array([1.0, 0.0])); idx.upsert("b", np.zeros(2, np.float32))
+        >>> idx.has_vector.tolist(), idx.alive.tolist()
+        ([True, False], [True, True])
+        """
+        return self._has_vector[: len(self._ids)]
+
+    @property
     def category_codes(self) -> IntArray:
         """Category of rows ``[0, size)`` as small integers (-1: no category, or a free row)."""
         return self._category_codes[: len(self._ids)]
@@ -208,16 +228,19 @@ class ItemIndex:
         return self._ids
 
     def nearest(self, queries: Matrix, k: int) -> tuple[IntArray, Matrix]:
-        """Top-``k`` rows by dot product for each query row, best first.
+        """Top-``k`` rows by dot product for each query row, best first, among the rows
+        :attr:`has_vector`.
 
-        Returns ``(rows, scores)`` of shape ``(n_queries, min(k, live items))``.
+        Returns ``(rows, scores)`` of shape ``(n_queries, min(k, rows with a vector))``. A zero
+        query is near nothing: all its scores are -inf.
         """
         n = len(self._ids)
-        k = min(k, len(self._rows))
+        k = min(k, int(self._has_vector[:n].sum()))
         if k == 0 or queries.shape[0] == 0:
             return np.zeros((queries.shape[0], 0), np.int64), np.zeros((queries.shape[0], 0), np.float32)
         sims = queries.astype(np.float32) @ self._vectors[:n].T
-        sims[:, ~self._alive[:n]] = -np.inf
+        sims[:, ~self._has_vector[:n]] = -np.inf
+        sims[~queries.any(axis=1)] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         part_scores = np.take_along_axis(sims, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")

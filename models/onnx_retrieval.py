@@ -6,15 +6,17 @@ vector, weighted by how much each counts now) and to their latest search. On the
 numpy does this with matrix products over the catalog. On a GPU, :class:`OnnxRetrieval`
 multiplies the catalog by each user's interest vector (the long- and short-term vectors
 weighted: the score is linear in them) and query, and runs the two top-k's, in one ONNX
-graph (:func:`retrieval_graph`) on the device: the item matrix and its dead-row mask are
+graph (:func:`retrieval_graph`) on the device: the item matrix and its row mask are
 copied there once per catalog version and stay resident (I/O binding), only the users'
 vectors travel in, and only ``k`` rows and scores per user and source travel back.
 
 The graph's inputs are ``user_vectors`` ``(U, 3, D)`` (long, short, query), ``weights``
 ``(U, 2)`` (the long and short vectors' weights), ``item_matrix`` ``(M, D)``,
-``item_bias`` ``(M,)`` (0 for a live row, -inf for a dead one) and ``k``; its outputs
-the ``interest`` and ``search`` rows and scores, ``(U, k)`` each, best first. A dead row
-scores -inf, so it can only come back when fewer than ``k`` rows are alive.
+``item_bias`` ``(M,)`` (0 for a row retrieval may return, -inf for a dead row or one with a
+zero vector: :attr:`ItemIndex.has_vector <models.item_index.ItemIndex.has_vector>`) and
+``k``; its outputs the ``interest`` and ``search`` rows and scores, ``(U, k)`` each, best
+first. A masked row scores -inf, so it can only come back when fewer than ``k`` rows are
+left, and candidate generation drops it.
 
 >>> import numpy as np
 >>> from models.item_index import ItemIndex
@@ -157,11 +159,11 @@ class OnnxRetrieval:
     @staticmethod
     def _catalog(index: ItemIndex) -> tuple[FloatArray, FloatArray]:
         matrix = np.ascontiguousarray(index.matrix, np.float32)
-        bias = np.where(index.alive, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
+        bias = np.where(index.has_vector, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
         return matrix, bias
 
     def _on_device(self, index: ItemIndex) -> tuple[Any, Any]:
-        """The item matrix and its dead-row mask on the session's device, copied again only when
+        """The item matrix and its row mask on the session's device, copied again only when
         the catalog changed."""
         key = (id(index), index.version, index.size)
         if self._resident is None or key != self._key:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.candidates import INTEREST, SEARCH, generate_candidates
+from models.candidates import COVISIT, INTEREST, SEARCH, UserContext, generate_candidates
 from models.covisitation import CoVisitation
+from models.onnx_retrieval import OnnxRetrieval
 from models.trending import Trending
 from tests.models.test_onnx_retrieval import _catalog, _users
 
@@ -40,3 +41,33 @@ def test_interest_and_search_pick_each_users_nearest_allowed_items(n_users: int)
         np.testing.assert_allclose(c.sim_short[mine], matrix[rows] @ short_, atol=1e-6)
         np.testing.assert_allclose(c.sim_query[mine], matrix[rows] @ query, atol=1e-6)
         assert not blocked & set(rows.tolist())
+
+
+@pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])
+@pytest.mark.parametrize("n_users", [1, 40])
+def test_zero_vectors_are_near_nothing(engine: str, n_users: int) -> None:
+    """Behaviour-only items (zero vectors) never come from interest or search, yet co-visitation
+    still finds them with similarities of 0; a user whose vectors are all zero gets no
+    interest or search candidates, whatever their confidences say."""
+    index = _catalog(n=600)
+    behaviour_only = [i for i in index.ids[1::5] if i in index]
+    for item in behaviour_only:
+        index.upsert(item, np.zeros(index.dim, np.float32))
+    blank = UserContext("blank", conf_long=0.9, conf_short=0.8, conf_query=0.7, recent=("i2",))
+    users = [blank, *_users(index, n=n_users - 1, seed=3)]
+    covisitation = CoVisitation()
+    for u in users:
+        for recent in u.recent:
+            for item in behaviour_only[:15]:
+                covisitation.learn_one(recent, item)
+    retrieval = OnnxRetrieval() if engine == "onnxruntime" else None
+    c = generate_candidates(users, index, covisitation, Trending(), per_source=20, exclude_recent=5,
+                            retrieval=retrieval)
+    found = np.isin(c.source, [INTEREST, SEARCH])
+    assert found.any() == (n_users > 1)
+    assert index.has_vector[c.row[found]].all()
+    assert not found[c.user == 0].any()
+    linked = ~index.has_vector[c.row] & (c.source == COVISIT)
+    assert linked.sum() >= 15  # the blank user's at least
+    for sims in (c.sim_long, c.sim_short, c.sim_query):
+        assert (sims[linked] == 0).all()

@@ -35,6 +35,21 @@ def test_delete_hides_item_and_reuses_row() -> None:
     assert idx.size == 2 and len(idx) == 2 and idx.category("c") == ""
 
 
+
+def test_zero_vectors_are_never_nearest_and_track_upserts() -> None:
+    idx = ItemIndex(dim=2, capacity=1)
+    idx.upsert("a", np.array([1, 0], np.float32))
+    idx.upsert("blank", np.zeros(2, np.float32))  # behaviour-only, and grows the index
+    idx.upsert("b", np.array([-1, 0], np.float32))
+    rows, scores = idx.nearest(np.array([[1, 0], [0, 0]], np.float32), k=5)
+    assert idx.item_ids(rows[0]) == ["a", "b"] and np.isneginf(scores[1]).all()
+    idx.upsert("blank", np.array([0, 1], np.float32))  # the item gets a text later
+    idx.upsert("a", np.zeros(2, np.float32))  # and this one loses its vector
+    idx.delete("b")
+    assert idx.has_vector.tolist() == [False, True, False]
+    rows, _ = idx.nearest(np.array([[1, 0]], np.float32), k=5)
+    assert idx.item_ids(rows[0]) == ["blank"]
+
 def test_upsert_replaces_vector_and_metadata() -> None:
     idx = ItemIndex(dim=2)
     idx.upsert("a", np.array([1, 0], np.float32), category="x", price=3.0)
