@@ -16,7 +16,9 @@ and shown-without-click counts in the same state record, and new items' impressi
 and clicks go to the item-stats topic so every worker's new-item statistics see them.
 A batch arriving when the group has not confirmed the worker's membership for a session
 timeout is left unprocessed and uncommitted for the partitions' owner
-(:mod:`streams.membership`). An impression changes no interest and triggers no refresh.
+(:mod:`streams.membership`). A partition's messages are processed in offset order: those
+that would overtake a message the consumer skipped wait for it (:mod:`streams.input_order`).
+An impression changes no interest and triggers no refresh.
 A forget request (see :mod:`agents.forget`) erases the user; their events of the same
 micro-batch that came before it are dropped with them.
 """
@@ -32,6 +34,7 @@ from agents.forget import erase_users, is_forget
 from agents.refresh import refresh_users
 from models.state_updates import apply_events, apply_feedback
 from models.user_guard import UserGuard
+from streams.input_order import InputOrder, keep_in_order
 from streams.internal import StatsDelta
 from streams.membership import admit_batch
 from streams.records import ClickEvent, ImpressionEvent, SearchEvent
@@ -53,6 +56,10 @@ def register(p: Pipeline) -> None:
     s = p.settings
     rec = p.recommender
     guard = UserGuard(s.dedup_window, s.user_rate_limit_per_s, s.user_rate_burst, s.user_state_ttl_s)
+    order = InputOrder(s.skipped_input_timeout_s)
+
+    def reread(topic: str, partition: int, offset: int, held: int) -> None:
+        p.metrics.reread.labels(topic, str(partition)).inc()
 
     def lost_state(exc: BaseException) -> None:
         # Offsets must not be committed past a state (or item-stats increments) not delivered:
@@ -71,6 +78,9 @@ def register(p: Pipeline) -> None:
                 log.warning("%d events left for the partitions' owner: the group has not confirmed this worker's "
                             "membership for %.1fs", len(batch), p.app.membership.age() or 0.0)
                 p.metrics.fenced.inc(len(batch))
+                continue
+            batch = await keep_in_order(p.app.consumer, order, batch, reread)
+            if not batch:
                 continue
             limits = p.limits()
             click_events = [e for e in batch if e.message.topic == s.topic_clicks]

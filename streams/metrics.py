@@ -177,7 +177,8 @@ class Metrics:
         )
         self.reread = Counter(
             "streamrec_input_reread",
-            "Input partitions read again from their committed offset after the consumer skipped a message",
+            "Input partitions read again from a message the consumer skipped (at the committed offset, or ahead "
+            "of a micro-batch that would have overtaken it)",
             ["topic", "partition"], registry=r,
         )
         self.fenced = Counter(
