@@ -130,11 +130,23 @@ def head_missing(acked: Iterable[int], committed: int | None) -> bool:
     return bool(offsets) and committed is not None and min(offsets) > committed
 
 
+def fetch_position(consumer: Any, tp: Any) -> int | None:
+    """The next offset aiokafka will fetch for ``tp`` under Faust ``consumer`` (None if unknown)."""
+    try:
+        state = consumer._thread._consumer._subscription.subscription.assignment.state_value(tp)
+        return int(state.position) if state is not None and state.has_valid_position else None
+    except Exception:  # noqa: BLE001 - not an aiokafka-backed consumer, or not assigned now
+        return None
+
+
 def head_state(consumer: Any, tp: Any) -> HeadState:
     """Read ``tp``'s :class:`HeadState` from a running Faust consumer's bookkeeping.
 
     A partition the group never committed starts at its log start, where the consumer was
     sought to (``consumer.start_offsets``, see :mod:`streams.input_start`; 0 if unknown).
+    The offset read is the later of Faust's and of aiokafka's fetch position: Faust's stays
+    behind when it drops records it fetched (a seek during a rebalance set it back while
+    aiokafka fetched on), and the message at the committed offset is then a hole all the same.
     """
     committed = consumer._committed_offset.get(tp)
     if committed is None:
@@ -143,9 +155,13 @@ def head_state(consumer: Any, tp: Any) -> HeadState:
         m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
     )
     acked = consumer._acked_index.get(tp, ())
+    read = consumer._read_offset.get(tp)
+    fetched = fetch_position(consumer, tp)
+    if fetched is not None and fetched > 0 and (read is None or fetched - 1 > read):
+        read = fetched - 1  # fetched past what Faust handed on: records it dropped after fetching
     return HeadState(
         committed=committed,
-        read=consumer._read_offset.get(tp),
+        read=read,
         highwater=consumer.highwater(tp),
         acked=committed in acked,
         in_flight=in_flight,

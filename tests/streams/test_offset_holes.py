@@ -167,3 +167,21 @@ def test_the_watch_outlives_a_failing_partition_and_a_seek_that_never_returns(ca
     asyncio.run(run())
     assert ("t", 2, 7) in repaired and ("t", 1, 5) not in repaired  # the others were still repaired
     assert "checking the partition's head failed" in caplog.text and "did not confirm the seek" in caplog.text
+
+
+def test_head_state_takes_the_fetch_position_when_faust_dropped_what_it_fetched() -> None:
+    from types import SimpleNamespace
+
+    from streams.offset_holes import head_state
+
+    consumer = _Consumer(59, set(), [])
+    consumer._read_offset = {"tp": 20}  # set back by a seek, while aiokafka fetched on to the log end
+    state = SimpleNamespace(position=75, has_valid_position=True)
+    assignment = SimpleNamespace(state_value=lambda tp: state)
+    consumer._thread = SimpleNamespace(_consumer=SimpleNamespace(
+        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))))
+    head = head_state(consumer, "tp")
+    assert head.read == 74 and HoleWatch.is_hole(head)
+    consumer._read_offset = {"tp": 20}
+    state.has_valid_position = False  # no position known: Faust's own read offset stands
+    assert head_state(consumer, "tp").read == 20 and not HoleWatch.is_hole(head_state(consumer, "tp"))
