@@ -19,9 +19,10 @@ is cut at a partition's first message that is neither processed nor part of it:
 :func:`in_offset_order` keeps the messages up to that point, the rest are released
 unprocessed and uncommitted (:func:`streams.membership.release_unprocessed`), and the
 partition is sought back to the missing offset at once, and again every second until the
-message comes, instead of after the skipped-input watch's timeout. :class:`InputOrder` bounds this: a message still missing ``timeout_s``
-after it was first missed (one that never comes again) no longer holds its partition back,
-which then goes on out of order as before, the skipped-input watch still re-reading it.
+message comes, instead of after the skipped-input watch's timeout. :class:`InputOrder`
+bounds this: a message still missing ``timeout_s`` after it was first missed (one that
+never comes again) no longer holds its partition back, which then goes on out of order as
+before, the skipped-input watch still re-reading it.
 """
 
 from __future__ import annotations
