@@ -13,6 +13,8 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
+from streams.offset_holes import fetch_state
+
 
 def _get(obj: Any, *path: str) -> Any:
     for name in path:
@@ -115,8 +117,7 @@ def _tp_set(consumer: Any, attr: str) -> set[Any] | None:
 def _fetch_state(consumer: Any, tp: Any) -> str:
     """aiokafka's own view of ``tp``: its position, pause flag, pending reset and last highwater."""
     try:
-        client = consumer._thread._consumer
-        state = client._subscription.subscription.assignment.state_value(tp)
+        state = fetch_state(consumer, tp)
         if state is None:
             return "not in aiokafka's assignment"
         position = state.position if state.has_valid_position else None

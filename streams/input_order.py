@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.membership import release_unprocessed
+from streams.offset_holes import in_flight, start_offset
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ class InputOrder:
 def first_unprocessed(consumer: Any, tp: Any) -> int | None:
     """``tp``'s first offset a running Faust ``consumer`` has neither committed, nor acknowledged,
     nor marked as a gap (None when it does not know where the partition stands)."""
-    first = consumer._committed_offset.get(tp)
-    if first is None:
-        first = getattr(consumer, "start_offsets", {}).get(tp)
+    first = start_offset(consumer, tp)
     if first is None:
         return None
     acked = consumer._acked_index.get(tp, ())
@@ -242,7 +241,7 @@ async def _reseek_until_filled(consumer: Any, order: InputOrder, tp: Any, on_see
             if first is None or first > offset:
                 order.filled(tp)
                 return
-            if any(m.tp == tp and m.offset == offset for m in list(consumer._unacked_messages)):
+            if in_flight(consumer, tp, offset):
                 continue  # delivered: on its way to the stream
             log.info("%s[%d]: the message at offset %d is still missing; reading the partition again from it",
                      tp.topic, tp.partition, offset)

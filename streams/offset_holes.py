@@ -130,13 +130,31 @@ def head_missing(acked: Iterable[int], committed: int | None) -> bool:
     return bool(offsets) and committed is not None and min(offsets) > committed
 
 
+def fetch_state(consumer: Any, tp: Any) -> Any:
+    """aiokafka's own state of ``tp`` under Faust ``consumer`` (position, pause flag, ...); None
+    when not in its assignment. Raises when ``consumer`` is not backed by aiokafka."""
+    return consumer._thread._consumer._subscription.subscription.assignment.state_value(tp)
+
+
 def fetch_position(consumer: Any, tp: Any) -> int | None:
     """The next offset aiokafka will fetch for ``tp`` under Faust ``consumer`` (None if unknown)."""
     try:
-        state = consumer._thread._consumer._subscription.subscription.assignment.state_value(tp)
+        state = fetch_state(consumer, tp)
         return int(state.position) if state is not None and state.has_valid_position else None
     except Exception:  # noqa: BLE001 - not an aiokafka-backed consumer, or not assigned now
         return None
+
+
+def start_offset(consumer: Any, tp: Any) -> int | None:
+    """Where ``tp``'s processing starts: the committed offset, or for a partition the group never
+    committed the offset it was sought to (``consumer.start_offsets``, :mod:`streams.input_start`)."""
+    committed = consumer._committed_offset.get(tp)
+    return committed if committed is not None else getattr(consumer, "start_offsets", {}).get(tp)
+
+
+def in_flight(consumer: Any, tp: Any, offset: int) -> bool:
+    """Whether the message at ``offset`` of ``tp`` is held by a stream (delivered, not acknowledged)."""
+    return any(m.tp == tp and m.offset == offset for m in list(consumer._unacked_messages))
 
 
 def head_state(consumer: Any, tp: Any) -> HeadState:
@@ -148,12 +166,9 @@ def head_state(consumer: Any, tp: Any) -> HeadState:
     behind when it drops records it fetched (a seek during a rebalance set it back while
     aiokafka fetched on), and the message at the committed offset is then a hole all the same.
     """
-    committed = consumer._committed_offset.get(tp)
+    committed = start_offset(consumer, tp)
     if committed is None:
-        committed = getattr(consumer, "start_offsets", {}).get(tp, 0)
-    in_flight = committed is not None and any(
-        m.tp == tp and m.offset == committed for m in list(consumer._unacked_messages)
-    )
+        committed = 0
     acked = consumer._acked_index.get(tp, ())
     read = consumer._read_offset.get(tp)
     fetched = fetch_position(consumer, tp)
@@ -164,7 +179,7 @@ def head_state(consumer: Any, tp: Any) -> HeadState:
         read=read,
         highwater=consumer.highwater(tp),
         acked=committed in acked,
-        in_flight=in_flight,
+        in_flight=in_flight(consumer, tp, committed),
         overtaken=any(offset > committed for offset in list(acked)),
     )
 
