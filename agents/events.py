@@ -61,6 +61,9 @@ def register(p: Pipeline) -> None:
     def reread(topic: str, partition: int, offset: int, held: int) -> None:
         p.metrics.reread.labels(topic, str(partition)).inc()
 
+    def expired(topic: str, partition: int, lost: int) -> None:
+        p.metrics.expired.labels(topic, str(partition)).inc(lost)
+
     def lost_state(exc: BaseException) -> None:
         # Offsets must not be committed past a state (or item-stats increments) not delivered:
         # stop the worker, so its events are processed again from the last commit.
@@ -79,7 +82,7 @@ def register(p: Pipeline) -> None:
                             "membership for %.1fs", len(batch), p.app.membership.age() or 0.0)
                 p.metrics.fenced.inc(len(batch))
                 continue
-            batch = await keep_in_order(p.app.consumer, order, batch, reread)
+            batch = await keep_in_order(p.app.consumer, order, batch, reread, on_expired=expired)
             if not batch:
                 continue
             limits = p.limits()

@@ -18,7 +18,11 @@ def register(p: Pipeline) -> None:
     def repaired(topic: str, partition: int, offset: int) -> None:
         p.metrics.reread.labels(topic, str(partition)).inc()
 
+    def expired(topic: str, partition: int, lost: int) -> None:
+        p.metrics.expired.labels(topic, str(partition)).inc(lost)
+
     @p.app.task
     async def skipped_input_watch() -> None:
         topics = {*input_topics(s), s.topic_impressions}
-        await watch_holes(p.app, topics, s.skipped_input_check_s, HoleWatch(s.skipped_input_timeout_s), repaired)
+        await watch_holes(p.app, topics, s.skipped_input_check_s, HoleWatch(s.skipped_input_timeout_s), repaired,
+                          on_expired=expired)

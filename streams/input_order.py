@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.expired_input import OnExpired, skip_expired
 from streams.membership import release_unprocessed
 from streams.offset_holes import in_flight, start_offset
 
@@ -178,13 +179,15 @@ async def keep_in_order(
     on_seek: Callable[[str, int, int, int], None],
     clock: Callable[[], float] | None = None,
     seek_timeout_s: float = 30.0,
+    on_expired: OnExpired | None = None,
 ) -> list[Any]:
     """``events`` (a micro-batch of a Faust stream) without the messages that would overtake
     a missing one of their partition; those are released unprocessed and the partition is
     sought back to the missing offset (see :class:`InputOrder`). ``on_seek(topic, partition,
     offset, held)`` is called for every seek made for a batch; until the missing message comes,
     a task seeks the partition back again every ``order.reseek_s`` (``clock``: the event
-    loop's by default)."""
+    loop's by default). A missing offset that retention deleted is committed over instead
+    (:func:`streams.expired_input.skip_expired`, reported to ``on_expired``)."""
     clock = clock or asyncio.get_running_loop().time
     now = clock()
     by_tp: dict[Any, list[int]] = {}
@@ -195,13 +198,26 @@ async def keep_in_order(
         first = first_unprocessed(consumer, tp)
         if first is None:
             continue
+        offsets = [events[i].message.offset for i in idx]
         gaps = consumer._gap.get(tp)
-        keep, missing = in_offset_order([events[i].message.offset for i in idx], first,
-                                        lambda o, g=gaps: bool(g and g.overlaps(o)))
+
+        def is_gap(offset: int, g: Any = gaps) -> bool:
+            return bool(g and g.overlaps(offset))
+
+        keep, missing = in_offset_order(offsets, first, is_gap)
         if missing is None:
             order.filled(tp)
             continue
         decision = order.hold(tp, missing, now)
+        start = (await skip_expired(consumer, tp, missing, on_expired, seek_timeout_s, seek=False)
+                 if decision == "seek" else None)
+        if start is not None:  # deleted by retention: it never comes; the log start was committed instead
+            order.filled(tp)
+            now_first = first_unprocessed(consumer, tp)
+            keep, missing = in_offset_order(offsets, start if now_first is None else now_first, is_gap)
+            if missing is None:
+                continue
+            decision = order.hold(tp, missing, now)
         if decision == "process":
             continue
         held = [i for i, k in zip(idx, keep, strict=True) if not k]

@@ -181,6 +181,12 @@ class Metrics:
             "of a micro-batch that would have overtaken it)",
             ["topic", "partition"], registry=r,
         )
+        self.expired = Counter(
+            "streamrec_input_expired",
+            "Input messages the topic's retention deleted before this consumer group processed them: lost events, "
+            "committed over from the log start",
+            ["topic", "partition"], registry=r,
+        )
         self.fenced = Counter(
             "streamrec_fenced_events",
             "Input events left unprocessed and uncommitted (read again by the partition's owner) because the "

@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.expired_input import OnExpired, skip_expired
+
 log = logging.getLogger(__name__)
 
 
@@ -192,12 +194,15 @@ async def watch_holes(
     on_repair: Callable[[str, int, int], None],
     clock: Callable[[], float] | None = None,
     seek_timeout_s: float = 30.0,
+    on_expired: OnExpired | None = None,
 ) -> None:
     """Check the assigned partitions of ``topics`` every ``interval_s`` (forever) and re-read holes.
 
     ``on_repair(topic, partition, offset)`` is called for every partition sought back. A
     failure on one partition is logged and the watch goes on; a seek the consumer does not
-    confirm within ``seek_timeout_s`` is logged and the partition checked again later.
+    confirm within ``seek_timeout_s`` is logged and the partition checked again later. A
+    hole that retention deleted is committed over instead of re-read
+    (:func:`streams.expired_input.skip_expired`, reported to ``on_expired``).
     """
     names = set(topics)
     loop = asyncio.get_running_loop()
@@ -214,17 +219,22 @@ async def watch_holes(
             continue
         for tp in assigned:
             try:
-                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s)
+                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s, on_expired)
             except Exception:  # the watch must outlive any one partition's trouble
                 log.exception("%s[%d]: checking the partition's head failed", tp.topic, tp.partition)
 
 
 async def _check(
-    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None], seek_timeout_s: float
+    consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None],
+    seek_timeout_s: float, on_expired: OnExpired | None = None,
 ) -> None:
-    """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset."""
+    """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset
+    (or past it, to the log start, when retention deleted it)."""
     head = head_state(consumer, tp)
     if not watch.observe(tp, head, now):
+        return
+    assert head.committed is not None
+    if await skip_expired(consumer, tp, head.committed, on_expired, seek_timeout_s) is not None:
         return
     how = (
         "skipped by the consumer" if not head.in_flight
@@ -236,7 +246,6 @@ async def _check(
         "(read up to %s, log end %s); reading the partition again from it",
         tp.topic, tp.partition, head.committed, how, head.read, head.highwater,
     )
-    assert head.committed is not None
     try:
         await asyncio.wait_for(consumer.seek_wait({tp: head.committed}), timeout=seek_timeout_s)
     except TimeoutError:
