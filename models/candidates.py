@@ -82,6 +82,9 @@ class Retrieved:
 class Retrieval(Protocol):
     """Nearest-item retrieval for a micro-batch, run outside numpy (e.g. on a GPU)."""
 
+    #: Catalogs (item index rows) smaller than this are searched in numpy instead.
+    min_items: int
+
     def top_rows(self, index: ItemIndex, user_vectors: FloatArray, weights: FloatArray, k: int) -> Retrieved:
         """Per user (``user_vectors`` ``(U, 3, D)``: long, short, query), the ``k`` rows of ``index``
         with the highest interest score (``weights`` ``(U, 2)`` times the long and short
@@ -175,7 +178,7 @@ def generate_candidates(
     retrieval: Retrieval | None = None,
 ) -> Candidates:
     """All candidate pairs with features for ``users`` (matrix products over the whole catalog, or
-    one ``retrieval`` call for the batch)."""
+    one ``retrieval`` call for the batch when the index has at least ``retrieval.min_items`` rows)."""
     n_users, n_rows = len(users), index.size
     matrix, alive, has_vector = index.matrix, index.alive, index.has_vector
     long = _stack([u.long for u in users], index.dim)
@@ -219,7 +222,7 @@ def generate_candidates(
     # Each vector's similarity with every item, when computed for the whole catalog (None:
     # the chosen pairs' similarities are computed from their gathered rows at the end).
     full: tuple[FloatArray, FloatArray, FloatArray] | None = None
-    if retrieval is None:
+    if retrieval is None or n_rows < retrieval.min_items:
         if n_users == 1:
             # The interest score is linear in the vectors: two matrix-vector products (the
             # weighted interest vector, the query) instead of three (BENCHMARKS.md).

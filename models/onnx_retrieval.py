@@ -117,10 +117,16 @@ class OnnxRetrieval:
         onnxruntime providers in order of preference (CPU is always appended).
     io_binding
         None: bind on GPU providers only (the item matrix stays on the device); True/False: always/never.
+    min_items
+        Catalogs with fewer rows are left to numpy by candidate generation (on a CPU numpy is
+        faster for small catalogs; BENCHMARKS.md).
     """
 
     def __init__(self, providers: Sequence[str] = (CPU_PROVIDER,), *, intra_op_threads: int | None = None,
-                 io_binding: bool | None = None) -> None:
+                 io_binding: bool | None = None, min_items: int = 0) -> None:
+        if min_items < 0:
+            raise ValueError("min_items must be >= 0")
+        self.min_items = int(min_items)
         self.session = create_session(retrieval_graph(), providers, intra_op_threads=intra_op_threads)
         self.provider = active_provider(self.session)
         self.device_type = device_type(self.provider)

@@ -85,14 +85,19 @@ def load_ranker(
 
 def load_retrieval(settings: Settings, metrics: Metrics | None = None) -> OnnxRetrieval | None:
     """Candidate generation's nearest-item search as ``settings.retrieval`` asks: onnxruntime
-    (``onnx``; ``auto`` only when it runs on a GPU provider), else None, which means numpy."""
+    (``onnx``; ``auto`` on a GPU provider, and on the CPU for catalogs of at least
+    ``retrieval_min_items`` items), else None, which means numpy."""
     if settings.retrieval == "numpy":
         log.info("nearest-item retrieval runs in numpy (STREAMREC_RETRIEVAL=numpy)")
         return None
     retrieval = OnnxRetrieval(settings.providers, intra_op_threads=settings.ranker_threads or None)
     if settings.retrieval == "auto" and retrieval.device_type == "cpu":
-        log.info("nearest-item retrieval runs in numpy: no GPU provider in use")
-        return None
+        if settings.retrieval_min_items <= 0:
+            log.info("nearest-item retrieval runs in numpy: no GPU provider in use (STREAMREC_RETRIEVAL_MIN_ITEMS=0)")
+            return None
+        retrieval.min_items = settings.retrieval_min_items
+        log.info("nearest-item retrieval runs in onnxruntime on the CPU for catalogs of %d items or more, "
+                 "in numpy below (STREAMREC_RETRIEVAL_MIN_ITEMS)", retrieval.min_items)
     if metrics is not None:
         metrics.provider.labels("retrieval", retrieval.provider).set(1)
     return retrieval

@@ -166,7 +166,13 @@ class Settings(BaseSettings):
     retrieval: Literal["auto", "numpy", "onnx"] = Field(
         default="auto",
         description="nearest-item search of candidate generation: onnx runs it in onnxruntime with the item "
-        "matrix resident on the device; auto does that when a GPU provider is in use, else numpy",
+        "matrix resident on the device; auto does that when a GPU provider is in use, and on the CPU for "
+        "catalogs of at least retrieval_min_items items, else numpy",
+    )
+    retrieval_min_items: int = Field(
+        default=10_000, ge=0,
+        description="with retrieval=auto on the CPU, the catalog size (item rows) from which onnxruntime runs the "
+        "nearest-item search instead of numpy (0: numpy at every size)",
     )
     fetch_image_urls: bool = Field(default=True, description="download http(s) item images")
     image_fetch_timeout_s: float = 3.0

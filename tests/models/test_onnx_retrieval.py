@@ -107,14 +107,40 @@ def test_dead_rows_score_minus_infinity_when_too_few_items_are_alive() -> None:
     assert np.isneginf(found.interest_scores[0, -1]) and index.item_ids(found.interest_rows[0][:2]) == ["c", "a"]
 
 
-def test_the_setting_picks_numpy_on_a_cpu_and_onnx_when_asked() -> None:
+def test_the_setting_picks_numpy_for_small_catalogs_on_a_cpu_and_onnx_when_asked() -> None:
     assert load_retrieval(Settings(retrieval="numpy")) is None
     auto = load_retrieval(Settings(retrieval="auto", providers=["CUDAExecutionProvider", "CPUExecutionProvider"]))
+    assert isinstance(auto, OnnxRetrieval)
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        assert isinstance(auto, OnnxRetrieval) and auto.device_type == "cuda" and auto.io_binding
-    else:
-        assert auto is None  # on the CPU numpy is as fast and gives every similarity for free
+        assert auto.device_type == "cuda" and auto.io_binding and auto.min_items == 0
+    else:  # on the CPU numpy is faster for small catalogs (BENCHMARKS.md)
+        assert auto.device_type == "cpu" and auto.min_items == 10_000
+        assert load_retrieval(Settings(retrieval="auto", retrieval_min_items=0)) is None
+        assert load_retrieval(Settings(retrieval="auto", retrieval_min_items=2_000)).min_items == 2_000  # type: ignore[union-attr]
     onnx = load_retrieval(Settings(retrieval="onnx"))
-    assert isinstance(onnx, OnnxRetrieval) and onnx.provider == "CPUExecutionProvider"
+    assert isinstance(onnx, OnnxRetrieval) and onnx.provider == "CPUExecutionProvider" and onnx.min_items == 0
+    with pytest.raises(ValueError, match="retrieval_min_items"):
+        Settings(retrieval_min_items=-1)
+
+
+def test_a_catalog_smaller_than_min_items_is_searched_in_numpy() -> None:
+    index, trending = _catalog(), Trending(half_life=3600.0)
+    users = _users(index)
+    calls: list[int] = []
+    retrieval = OnnxRetrieval(min_items=index.size + 1)
+    real_top_rows = retrieval.top_rows
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real_top_rows(*args, **kwargs)  # type: ignore[arg-type]
+
+    retrieval.top_rows = counted  # type: ignore[method-assign]
+    below = generate_candidates(users, index, CoVisitation(), trending, per_source=30, retrieval=retrieval)
+    assert calls == []
+    retrieval.min_items = index.size
+    at = generate_candidates(users, index, CoVisitation(), trending, per_source=30, retrieval=retrieval)
+    assert calls == [1] and _pairs(at) == _pairs(below)
+    with pytest.raises(ValueError, match="min_items"):
+        OnnxRetrieval(min_items=-1)
     with pytest.raises(ValueError, match="retrieval"):
         Settings(retrieval="faiss")
