@@ -11,9 +11,9 @@ watch would seek it back to the deleted offset every time, re-reading all of it.
 
 :func:`skip_expired` recognises that state before a partition is sought back to a missing
 offset: when the offset lies below the log start, it commits the log start instead (the
-deleted messages are lost to every worker alike), seeks there, logs an error saying how
-many events were lost, and reports them (``streamrec_input_expired_total``). Size the
-retention of the input topics well above the longest outage a worker may have.
+deleted messages are lost to every worker alike), reads on from there, logs an error
+saying how many events were lost, and reports them (``streamrec_input_expired_total``).
+Size the retention of the input topics well above the longest outage a worker may have.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ async def skip_expired(
     seek: bool = True,
 ) -> int | None:
     """If ``offset`` of ``tp`` (the next one its worker must process) lies below the partition's
-    log start, commit the log start (and seek there, unless ``seek`` is false), and return it; otherwise (or when the log start
-    cannot be read or committed) return None. ``on_expired`` hears of the lost messages once
-    they are committed over.
+    log start, commit the log start, seek there (unless ``seek`` is false) and return it;
+    otherwise, or when the log start cannot be read or committed, return None.
+    ``on_expired`` hears of the lost messages once they are committed over.
 
     ``consumer`` is the worker's Faust consumer. The commit goes through Faust's own path, so its
     bookkeeping of the committed offset follows, and commits resume from the log start on.
