@@ -17,19 +17,10 @@ import pytest
 from streams.expired_input import expired_count, skip_expired
 from streams.input_order import InputOrder, keep_in_order
 from streams.offset_holes import HoleWatch, watch_holes
+from tests.streams.consumer_events import Event
 
 TP = namedtuple("TP", "topic partition")
 CLICKS0 = TP("clicks", 0)
-
-
-class _Message:
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.tp, self.topic, self.partition, self.offset, self.acked = tp, tp.topic, tp.partition, offset, False
-
-
-class _Event:
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.message = _Message(tp, offset)
 
 
 class _Consumer:
@@ -107,7 +98,7 @@ def test_an_unreadable_log_start_changes_nothing(caplog: pytest.LogCaptureFixtur
 
 
 def _keep(consumer: _Consumer, offsets: list[int], lost: list[tuple]) -> tuple[list[int], list[tuple]]:
-    batch = [_Event(CLICKS0, o) for o in offsets]
+    batch = [Event(CLICKS0, o) for o in offsets]
     for e in batch:
         consumer._unacked_messages.add(e.message)
     seeks: list[tuple] = []

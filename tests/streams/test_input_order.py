@@ -10,6 +10,7 @@ import pytest
 from intervaltree import IntervalTree
 
 from streams.input_order import InputOrder, first_unprocessed, in_offset_order, keep_in_order
+from tests.streams.consumer_events import Event
 
 TP = namedtuple("TP", "topic partition")
 CLICKS0, CLICKS1 = TP("clicks", 0), TP("clicks", 1)
@@ -50,16 +51,6 @@ def test_settings_must_be_positive() -> None:
         InputOrder(timeout_s=0.0)
 
 
-class _Message:
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.tp, self.topic, self.partition, self.offset, self.acked = tp, tp.topic, tp.partition, offset, False
-
-
-class _Event:
-    def __init__(self, tp: TP, offset: int) -> None:
-        self.message = _Message(tp, offset)
-
-
 class _Consumer:
     """The bits of a Faust consumer's bookkeeping :func:`keep_in_order` reads and the seek it makes."""
 
@@ -78,7 +69,7 @@ class _Consumer:
         self.sought.append(offsets)
 
 
-def run(consumer: _Consumer, order: InputOrder, batch: list[_Event], now: float = 0.0) -> tuple[list[_Event], list[tuple]]:
+def run(consumer: _Consumer, order: InputOrder, batch: list[Event], now: float = 0.0) -> tuple[list[Event], list[tuple]]:
     for e in batch:
         consumer._unacked_messages.add(e.message)
     seeks: list[tuple] = []
@@ -88,7 +79,7 @@ def run(consumer: _Consumer, order: InputOrder, batch: list[_Event], now: float 
 
 def test_messages_past_a_skipped_one_are_released_and_the_partition_read_again() -> None:
     consumer = _Consumer({CLICKS0: 5, CLICKS1: 3})
-    batch = [_Event(CLICKS1, 3), _Event(CLICKS0, 6), _Event(CLICKS1, 4), _Event(CLICKS0, 7)]
+    batch = [Event(CLICKS1, 3), Event(CLICKS0, 6), Event(CLICKS1, 4), Event(CLICKS0, 7)]
     kept, seeks = run(consumer, InputOrder(), batch)
     assert [(e.message.partition, e.message.offset) for e in kept] == [(1, 3), (1, 4)]
     assert consumer.sought == [{CLICKS0: 5}] and seeks == [("clicks", 0, 5, 2)]
@@ -101,7 +92,7 @@ def test_messages_past_a_skipped_one_are_released_and_the_partition_read_again()
 def test_processed_and_gap_offsets_continue_the_prefix() -> None:
     consumer = _Consumer({CLICKS0: 5}, acked={CLICKS0: {5, 6}}, gaps={CLICKS0: IntervalTree.from_tuples([(7, 9)])})
     assert first_unprocessed(consumer, CLICKS0) == 9
-    kept, seeks = run(consumer, InputOrder(), [_Event(CLICKS0, 9), _Event(CLICKS0, 10)])
+    kept, seeks = run(consumer, InputOrder(), [Event(CLICKS0, 9), Event(CLICKS0, 10)])
     assert len(kept) == 2 and not seeks
 
 
@@ -109,22 +100,22 @@ def test_a_partition_never_committed_starts_where_it_was_sought_to() -> None:
     consumer = _Consumer({CLICKS0: None})  # type: ignore[dict-item]
     assert first_unprocessed(consumer, CLICKS0) is None  # nothing known: nothing held
     consumer.start_offsets = {CLICKS0: 0}  # type: ignore[attr-defined]
-    kept, seeks = run(consumer, InputOrder(), [_Event(CLICKS0, 1)])
+    kept, seeks = run(consumer, InputOrder(), [Event(CLICKS0, 1)])
     assert kept == [] and seeks == [("clicks", 0, 0, 1)]
 
 
 def test_after_the_timeout_the_partition_goes_on_out_of_order() -> None:
     consumer, order = _Consumer({CLICKS0: 5}), InputOrder(timeout_s=2.0)
-    assert run(consumer, order, [_Event(CLICKS0, 6)], now=0.0)[0] == []
-    assert run(consumer, order, [_Event(CLICKS0, 6)], now=0.5) == ([], [])  # held, the seek under way
-    kept, seeks = run(consumer, order, [_Event(CLICKS0, 6), _Event(CLICKS0, 7)], now=2.0)
+    assert run(consumer, order, [Event(CLICKS0, 6)], now=0.0)[0] == []
+    assert run(consumer, order, [Event(CLICKS0, 6)], now=0.5) == ([], [])  # held, the seek under way
+    kept, seeks = run(consumer, order, [Event(CLICKS0, 6), Event(CLICKS0, 7)], now=2.0)
     assert len(kept) == 2 and not seeks
     assert consumer.sought == [{CLICKS0: 5}]
 
 
 def test_a_failed_seek_is_logged_and_its_messages_left_to_the_partitions_owner(caplog: pytest.LogCaptureFixture) -> None:
     consumer = _Consumer({CLICKS0: 5}, fail_seek=True)
-    kept, seeks = run(consumer, InputOrder(), [_Event(CLICKS0, 6)])
+    kept, seeks = run(consumer, InputOrder(), [Event(CLICKS0, 6)])
     assert kept == [] and seeks == []
     assert "seeking back to offset 5 failed" in caplog.text
 
@@ -134,7 +125,7 @@ def test_the_partition_is_sought_back_again_until_the_missing_message_comes() ->
     seeks: list[tuple] = []
 
     async def scenario() -> None:
-        event = _Event(CLICKS0, 6)
+        event = Event(CLICKS0, 6)
         consumer._unacked_messages.add(event.message)
         assert await keep_in_order(consumer, order, [event], lambda *a: seeks.append(a)) == []
         await asyncio.sleep(0.1)  # the first seek was undone (its messages dropped): sought again
