@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -27,6 +27,8 @@ from streams.internal import ItemVector
 from streams.records import ItemEvent
 
 if TYPE_CHECKING:
+    import faust
+
     from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -86,9 +88,9 @@ def register(p: Pipeline) -> None:
     """Attach the catalog agent."""
 
     @p.app.agent(p.topics.catalog, name="catalog")
-    async def catalog(stream):  # type: ignore[no-untyped-def]
+    async def catalog(stream: faust.StreamT[Any]) -> None:
         loop = asyncio.get_running_loop()
-        async for events in stream.take_events(64, within=0.2):
+        async for events in cast("faust.Stream[Any]", stream).take_events(64, within=0.2):
             good = await decode_batch(p, events, ItemEvent, p.limits(catalog=True), key_field="item_id")
             latest = {rec.item_id: rec for _, rec in good}  # last write per item in the batch wins
             upserts = [r for r in latest.values() if not r.deleted]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agents.dead_letter import decode_batch, send_to_dlq
 from agents.forget import erase_users, is_forget
@@ -43,6 +43,9 @@ from streams.user_table import save_states
 from streams.validation import InvalidEvent
 
 if TYPE_CHECKING:
+    import faust
+
+    from models.types import Matrix, Vector
     from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -72,10 +75,10 @@ def register(p: Pipeline) -> None:
         asyncio.ensure_future(p.app.crash(exc))
 
     @p.app.agent(p.topics.events, name="events")
-    async def events(stream):  # type: ignore[no-untyped-def]
+    async def events(stream: faust.StreamT[Any]) -> None:
         loop = asyncio.get_running_loop()
         await p.items_ready.wait()
-        async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
+        async for batch in cast("faust.Stream[Any]", stream).take_events(s.event_batch_size, within=s.refresh_debounce_s):
             if not await admit_batch(p.app, p.app.membership, batch, s.kafka_session_timeout_s,
                                      3 * s.kafka_heartbeat_interval_s):
                 log.warning("%d events left for the partitions' owner: the group has not confirmed this worker's "
@@ -124,7 +127,8 @@ def register(p: Pipeline) -> None:
             for ev, imp in await decode_batch(p, impression_events, ImpressionEvent, limits, key_field="user_id"):
                 impressions.append(imp)
                 partition_of.setdefault(imp.user_id, ev.message.partition)
-            vectors = await loop.run_in_executor(None, p.embedder.embed_queries, [q.query for q in searches]) if searches else []
+            texts = [q.query for q in searches]
+            vectors: Matrix | list[Vector] = await loop.run_in_executor(None, p.embedder.embed_queries, texts) if texts else []
             touched = {c.user_id for _, c in clicks} | {q.user_id for q in searches} | {i.user_id for i in impressions}
             if not touched:
                 continue

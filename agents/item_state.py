@@ -49,7 +49,7 @@ class ItemStateHolder(Protocol):
 
 
 def apply_record(
-    p: ItemStateHolder, record: ConsumerRecord, applied: AppliedEvents | None = None  # type: ignore[type-arg]
+    p: ItemStateHolder, record: ConsumerRecord, applied: AppliedEvents | None = None
 ) -> None:
     """Apply one item-vector or item-stats record to the recommender's state (an event's
     item-stats increments once, when ``applied`` remembers the events already applied)."""
@@ -98,7 +98,7 @@ async def follow_item_state(p: ItemStateHolder) -> None:
 
     applied = AppliedEvents(s.item_stats_dedup_events)
 
-    def apply(records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+    def apply(records: Sequence[ConsumerRecord]) -> None:
         for record in records:
             apply_record(p, record, applied)
         p.metrics.items.set(len(p.recommender.index))

@@ -45,6 +45,8 @@ from streams.records import MAX_ID, MAX_IMPRESSION_ITEMS, MAX_QUERY
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from faust.web import Request, Response
+
     from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -297,11 +299,12 @@ async def answer(
     """Validate, authorise, route by owner, rank: one answer per request body, in order."""
     calls = [parse_call(b, p.settings, i if batch else None) for i, b in enumerate(bodies)]
     check_token(p.settings.web_token, authorization, calls)
-    groups: dict[str | None, list[int]] = {}
+    local: list[int] = []  # answered here
+    groups: dict[str, list[int]] = {}  # by owning worker's base URL
     for i, c in enumerate(calls):
-        groups.setdefault(None if routed else _owner(p, c.user_id), []).append(i)
+        owner = None if routed else _owner(p, c.user_id)
+        (local if owner is None else groups.setdefault(owner, [])).append(i)
     out: list[dict[str, Any] | None] = [None] * len(calls)
-    local = groups.pop(None, [])
     for base, idx in groups.items():
         remote = await _forward(p, base, [bodies[i] for i in idx], authorization)
         if remote is None or len(remote) != len(idx):
@@ -333,7 +336,7 @@ def register(p: Pipeline) -> None:
     def error(web: Any, exc: BadRequest) -> Any:
         return web.json(exc.body(), status=exc.status)
 
-    class Rank(View):  # type: ignore[misc]
+    class Rank(View):
         async def post(self, request: Any) -> Any:
             t0 = time.perf_counter()
             try:
@@ -344,7 +347,7 @@ def register(p: Pipeline) -> None:
             except BadRequest as exc:
                 return error(self.web, exc)
 
-    class RankBatch(View):  # type: ignore[misc]
+    class RankBatch(View):
         async def post(self, request: Any) -> Any:
             t0 = time.perf_counter()
             try:
@@ -359,5 +362,5 @@ def register(p: Pipeline) -> None:
     p.app.page("/v1/rank/batch", name="streamrec-rank-batch")(RankBatch)
 
     @p.app.page("/v1/openapi.json", name="streamrec-openapi")
-    async def openapi(web, request):  # type: ignore[no-untyped-def]
-        return web.bytes(openapi_document(), content_type="application/json")
+    async def openapi(view: View, request: Request) -> Response:
+        return view.bytes(openapi_document(), content_type="application/json")

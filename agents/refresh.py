@@ -129,8 +129,8 @@ async def refresh_users(
                              [x.propensity for x in items], ts, rec.bandit_context(state, ts))
             states[uid] = replace(state, bandit=bandit.to_json())
     if p.bundles is not None:
-        for item_id, items in bundles.items():
-            p.bundles.put(p.settings.bundle_key(item_id), bundle_payload(item_id, items), 0.0)
+        for item_id, bundled in bundles.items():
+            p.bundles.put(p.settings.bundle_key(item_id), bundle_payload(item_id, bundled), 0.0)
     from agents.surfaces import publish_surfaces  # the other surfaces' lists, rec:{surface}:{user_id}
 
     await publish_surfaces(p, triggers, states)
@@ -156,7 +156,8 @@ def register(p: Pipeline) -> None:
         async def bundle_writer() -> None:
             await bundles.run()
 
-    @p.app.on_before_shutdown.connect
+    # mode's handler type does not admit a coroutine function under mypy; the async Signal awaits it.
+    @p.app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def drain_redis(app: Any, **kwargs: Any) -> None:
         # After the consumer stopped (in-flight batches finished): write what is queued.
         if not await p.redis.drain(SHUTDOWN_DRAIN_S):
@@ -166,7 +167,7 @@ def register(p: Pipeline) -> None:
             )
 
 
-def recommendation_from_json(raw: bytes | str) -> dict[str, object]:
+def recommendation_from_json(raw: bytes | str) -> dict[str, Any]:
     """Parse a published recommendation (topic value or Redis value) into a dict."""
     d = json.loads(raw)
     d.pop("__faust", None)

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -20,6 +21,9 @@ from streams.lag import input_topics
 from streams.metrics import LiveState
 
 if TYPE_CHECKING:
+    from faust.tables.manager import TableManager
+    from faust.web import Request, Response, View
+
     from streams.pipeline import Pipeline
 
 #: Files of the status page: URL path -> (package file, content type).
@@ -33,7 +37,7 @@ ASSETS = {
 def readiness(p: Pipeline) -> dict[str, bool]:
     """Each readiness check by name; the worker is ready when all pass."""
     app = p.app
-    recovery = app.tables.recovery
+    recovery = cast("TableManager", app.tables).recovery
     return {
         "models_loaded": p.embedder is not None and p.recommender is not None,
         "item_state_loaded": p.items_ready.is_set(),
@@ -111,32 +115,32 @@ def register(p: Pipeline) -> None:
     p.metrics.live.source = lambda: live_state(p)
 
     @p.app.page("/metrics")
-    async def metrics(web, request):  # type: ignore[no-untyped-def]
-        return web.bytes(p.metrics.render(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    async def metrics(view: View, request: Request) -> Response:
+        return view.bytes(p.metrics.render(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @p.app.page("/status")
-    async def status_page(web, request):  # type: ignore[no-untyped-def]
-        return web.json(status(p))
+    async def status_page(view: View, request: Request) -> Response:
+        return view.json(status(p))
 
     @p.app.page("/health")
-    async def health(web, request):  # type: ignore[no-untyped-def]
+    async def health(view: View, request: Request) -> Response:
         if p.app.crashed:
-            return web.json({"status": "crashed", "reason": repr(p.app._crash_reason)}, status=503)
-        return web.json({"status": "ok"})
+            return view.json({"status": "crashed", "reason": repr(p.app._crash_reason)}, status=503)
+        return view.json({"status": "ok"})
 
     @p.app.page("/ready")
-    async def ready(web, request):  # type: ignore[no-untyped-def]
+    async def ready(view: View, request: Request) -> Response:
         checks = readiness(p)
         ok = all(checks.values())
-        return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+        return view.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
     cache: dict[str, bytes] = {}
 
-    def asset_page(name: str, ctype: str):  # type: ignore[no-untyped-def]
-        async def handler(web, request):  # type: ignore[no-untyped-def]
+    def asset_page(name: str, ctype: str) -> Callable[[View, Request], Awaitable[Response]]:
+        async def handler(view: View, request: Request) -> Response:
             if name not in cache:
                 cache[name] = _asset(name)
-            return web.bytes(cache[name], content_type=ctype, headers={"Cache-Control": "no-cache"})
+            return view.bytes(cache[name], content_type=ctype, headers={"Cache-Control": "no-cache"})
 
         return handler
 

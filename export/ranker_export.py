@@ -458,6 +458,12 @@ def export_model_bundle(
             report = validate_parity(model, onnx_path, sample, tolerance, INT8_MIN_TOP_K_AGREEMENT)
         inputs, outputs = _io_spec(onnx_path)
         item_inputs, item_outputs = _io_spec(item_model_path(onnx_path))
+        parity: dict[str, Any] = {
+            "max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance, "pairs_checked": report.n_checked,
+            "opset": OPSET, "onnxruntime_provider": CPU_PROVIDER, f"top{TOP_K}_agreement": report.top_k_agreement}
+        if int8:
+            parity["float32_max_abs_diff"] = float_report.max_abs_diff
+            parity[f"min_top{TOP_K}_agreement"] = INT8_MIN_TOP_K_AGREEMENT
         meta = {
             "version": version_name(created_at, str(training.get("fingerprint", "00000000"))),
             "created_at": created_at,
@@ -474,13 +480,8 @@ def export_model_bundle(
             "train_config": train_config or {},
             "metrics": metrics or {},
             "precision": precision,
-            "parity": {"max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance,
-                       "pairs_checked": report.n_checked, "opset": OPSET,
-                       "onnxruntime_provider": CPU_PROVIDER, f"top{TOP_K}_agreement": report.top_k_agreement},
+            "parity": parity,
         }
-        if int8:
-            meta["parity"]["float32_max_abs_diff"] = float_report.max_abs_diff
-            meta["parity"][f"min_top{TOP_K}_agreement"] = INT8_MIN_TOP_K_AGREEMENT
         bundle = write_bundle(bundles_root, onnx_path, meta, item_model_path(onnx_path))
     log.info("exported ranker %s (%s) to %s: max |onnx - torch| = %.2e (tolerance %.0e, %d pairs)",
              bundle.version, precision, bundle.path, report.max_abs_diff, tolerance, report.n_checked)

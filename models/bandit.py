@@ -165,7 +165,8 @@ class RiverPolicy:
         }
         self._decisions = 0
         self._rng = random.Random(0)
-        self._policy = self._build()
+        # Any: the propensities and bounds read each river policy's own private state.
+        self._policy: Any = self._build()
 
     # -- construction -------------------------------------------------------------
 

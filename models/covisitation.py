@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -316,6 +317,6 @@ def _sum_by_key(keys: IntArray, values: FloatArray, size: int) -> tuple[IntArray
         sums = np.bincount(keys, weights=values, minlength=size)
         present = np.bincount(keys, minlength=size) > 0
         distinct = np.flatnonzero(present).astype(np.int64)
-        return distinct, sums[distinct]
+        return distinct, cast(FloatArray, sums[distinct])  # numpy's stubs type a weighted bincount as ints
     distinct, inv = np.unique(keys, return_inverse=True)
-    return distinct.astype(np.int64), np.bincount(inv, weights=values, minlength=distinct.shape[0])
+    return distinct.astype(np.int64), cast(FloatArray, np.bincount(inv, weights=values, minlength=distinct.shape[0]))

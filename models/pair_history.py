@@ -32,7 +32,7 @@ True
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -149,8 +149,8 @@ class PairHistory:
                                   self._bundles_at(items, kinds, pos, bundle_window))
         new_items = (*self.items[:pos], item_id, *self.items[pos:])
         new_kinds = self.kinds[:pos] + code + self.kinds[pos:]
-        covisit: Counter[tuple[ItemId, ItemId]] = Counter()
-        bundles: Counter[tuple[ItemId, ItemId]] = Counter()
+        covisit: defaultdict[tuple[ItemId, ItemId], float] = defaultdict(float)
+        bundles: defaultdict[tuple[ItemId, ItemId], float] = defaultdict(float)
         for k in range(pos, n + 1):
             _add(covisit, self._covisit_at(new_items, new_kinds, k, window, decay), 1.0)
             _add(bundles, self._bundles_at(new_items, new_kinds, k, bundle_window), 1.0)
@@ -219,11 +219,11 @@ def _distinct_before(
     return picked[::-1]
 
 
-def _add(total: Counter[tuple[ItemId, ItemId]], pairs: Iterable[Pair], sign: float) -> None:
+def _add(total: defaultdict[tuple[ItemId, ItemId], float], pairs: Iterable[Pair], sign: float) -> None:
     for a, b, w in pairs:
         total[(a, b)] += sign * w
 
 
-def _pairs(total: Counter[tuple[ItemId, ItemId]]) -> list[Pair]:
+def _pairs(total: defaultdict[tuple[ItemId, ItemId], float]) -> list[Pair]:
     """The non-zero net weights, in a fixed order (by pair)."""
     return [(a, b, w) for (a, b), w in sorted(total.items()) if abs(w) > 1e-12]

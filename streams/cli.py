@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from export.bundle import PRECISIONS
 from streams.settings import Settings
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: Any) -> Settings:
     """Settings from the environment plus CLI overrides; a clear error if invalid."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -238,9 +238,9 @@ def recs(user_id: str, surface: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rec, indent=2))
         return
-    age = time.time() - float(rec["generated_at"])  # type: ignore[arg-type]
-    click.echo(f"{user_id}: {len(rec['items'])} items, model {rec['model_version']}, {age:.1f}s old")  # type: ignore[arg-type]
-    for i, item in enumerate(rec["items"], 1):  # type: ignore[arg-type]
+    age = time.time() - float(rec["generated_at"])
+    click.echo(f"{user_id}: {len(rec['items'])} items, model {rec['model_version']}, {age:.1f}s old")
+    for i, item in enumerate(rec["items"], 1):
         click.echo(f"{i:3}. {item['item_id']:24} {item['score']:8.4f}  {item['source']}")
 
 
@@ -597,7 +597,7 @@ def markdown_of(results: dict[str, object]) -> str:
     """The scoring bench's Markdown table."""
     from streams.bench.scoring import markdown
 
-    return markdown(results)  # type: ignore[arg-type]
+    return markdown(results)
 
 
 @main.command()

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = int(self.app.conf.streamrec_fetch_max_wait_ms)  # type: ignore[attr-defined]
+        wait_ms = int(self.app.conf.streamrec_fetch_max_wait_ms)
         consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
         return consumer
 
@@ -75,7 +75,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        kwargs = self.app.conf.streamrec_client_kwargs  # type: ignore[attr-defined]
+        kwargs = self.app.conf.streamrec_client_kwargs
         return await log_ends(kwargs, reported)  # type: ignore[return-value]
 
 
@@ -143,7 +143,7 @@ class _Consumer(faust_aiokafka.Consumer):
         # A partition never committed starts where it was sought to (streams.input_start).
         if gapless and head_missing(self._acked[tp], self._resume_offset(tp)):
             return None
-        return super()._new_offset(tp)  # type: ignore[no-any-return]
+        return super()._new_offset(tp)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -165,7 +165,7 @@ class StreamrecApp(faust.App):
         # Table writes are queued in this buffer; past ``max_messages`` (100 by default) Faust
         # drains it one message at a time before delivering the next event, which throttles a
         # batch that writes one changelog record per user. Allow a few whole batches instead.
-        producer.buffer.max_messages = int(self.conf.streamrec_producer_buffer_max)  # type: ignore[attr-defined]
+        producer.buffer.max_messages = int(self.conf.streamrec_producer_buffer_max)
         return producer
 
 
@@ -197,10 +197,10 @@ def create_app(settings: Settings) -> StreamrecApp:
         autodiscover=False,
     )
     app.membership = MembershipClock()
-    app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
-    app.conf.streamrec_client_kwargs = aiokafka_kwargs(settings)  # type: ignore[attr-defined]
-    app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size  # type: ignore[attr-defined]
-    app.conf.streamrec_gapless_topics = frozenset(  # type: ignore[attr-defined]
+    app.conf.streamrec_fetch_max_wait_ms = int(settings.kafka_fetch_max_wait_s * 1000)
+    app.conf.streamrec_client_kwargs = aiokafka_kwargs(settings)
+    app.conf.streamrec_producer_buffer_max = 4 * settings.event_batch_size
+    app.conf.streamrec_gapless_topics = frozenset(
         {settings.topic_clicks, settings.topic_searches, settings.topic_impressions}
     )
     return app

@@ -22,7 +22,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Applies one fetched batch of records (all partitions) to the in-memory copy.
-ApplyBatch = Callable[[Sequence[ConsumerRecord]], None]  # type: ignore[type-arg]
+ApplyBatch = Callable[[Sequence[ConsumerRecord]], None]
 
 
 async def follow_topics(

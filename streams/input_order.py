@@ -175,7 +175,7 @@ def first_unprocessed(consumer: Any, tp: Any) -> int | None:
 async def keep_in_order(
     consumer: Any,
     order: InputOrder,
-    events: list[Any],
+    events: Sequence[Any],
     on_seek: Callable[[str, int, int, int], None],
     clock: Callable[[], float] | None = None,
     seek_timeout_s: float = 30.0,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from faust.types.tuples import ack_lock
@@ -94,7 +94,7 @@ def release_unprocessed(consumer: Any, events: Iterable[Any]) -> int:
 async def admit_batch(
     app: Any,
     membership: MembershipClock,
-    events: list[Any],
+    events: Sequence[Any],
     session_timeout_s: float,
     max_wait_s: float,
 ) -> bool:

@@ -83,8 +83,8 @@ def join_decisions(
     for click in clicks:
         try:
             ts = float(click["ts"])
-            rid = click.get("request_id")
-            key = (str(rid), str(click["item_id"])) if rid else None
+            click_rid = click.get("request_id")
+            key = (str(click_rid), str(click["item_id"])) if click_rid else None
         except (KeyError, TypeError, ValueError):
             counts["unreadable_clicks"] += 1
             continue

@@ -52,7 +52,7 @@ class Pipeline:
     settings: Settings
     app: StreamrecApp
     topics: Topics
-    users: faust.types.TableT
+    users: VersionedTable
     embedder: ItemEmbedder
     recommender: Recommender
     metrics: Metrics
@@ -153,7 +153,7 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
 
     app = create_app(settings)
     metrics = metrics or Metrics()
-    users = app.tables.add(VersionedTable(  # app.Table, recovering only each user's newest state
+    users = VersionedTable(  # app.Table, recovering only each user's newest state
         app,
         name="users",
         default=None,
@@ -164,7 +164,8 @@ def build_pipeline(settings: Settings, embedder: ItemEmbedder, metrics: Metrics 
         use_partitioner=True,  # lets agents write inside stream.take() batches
         help="Per-user interest state (UserState.to_bytes()), keyed by user_id",
         on_outdated=metrics.outdated_states.inc,
-    ))
+    )
+    app.tables.add(users)
     recommender = build_recommender(settings, embedder, metrics)
     assert settings.redis_url is not None, "resolve addresses (embedded runtime) before building the pipeline"
     redis = RedisWriter(

@@ -121,7 +121,7 @@ class RecommendationReader:
         n = int(trigger[1:])
         prev = self._latest.get(user)
         if prev is None or n >= prev.trigger:
-            items: list[dict[str, Any]] = rec["items"]  # type: ignore[assignment]
+            items: list[dict[str, Any]] = rec["items"]
             self._latest[user] = _Published(n, [str(i["item_id"]) for i in items])
 
     def wait_for(self, wanted: dict[UserId, int], timeout: float) -> None:

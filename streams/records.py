@@ -29,7 +29,7 @@ MAX_IMPRESSION_ITEMS = 200
 CLICK_KINDS: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
 
 
-def _id(required: bool = True) -> StringField:  # type: ignore[type-arg]
+def _id(required: bool = True) -> StringField:
     return StringField(min_length=1, max_length=MAX_ID, required=required)
 
 
@@ -56,7 +56,7 @@ class ItemEvent(Event, namespace="streamrec.ItemEvent"):
     title: str = StringField(min_length=0, max_length=MAX_TITLE, required=False, default="")
     description: str = StringField(min_length=0, max_length=MAX_DESCRIPTION, required=False, default="")
     category: str = StringField(min_length=0, max_length=MAX_ID, required=False, default="")
-    price: Optional[float] = FloatField(min_value=0.0, required=False, default=None)
+    price: Optional[float] = FloatField(min_value=0, required=False, default=None)
     image: Optional[str] = None  # http(s) URL, file path, data: URI or bare base64
     tags: list[str] = []
     deleted: bool = False

@@ -172,7 +172,7 @@ async def follow_users(r: Replica) -> None:
     topic = changelog_topic(s, "users")
     tps = [TopicPartition(topic, part) for part in range(s.partitions)]
 
-    def apply(records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+    def apply(records: Sequence[ConsumerRecord]) -> None:
         now = time.time()
         for record in records:
             version = header_version(record.headers)

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -155,7 +155,7 @@ def _log_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 16_384) -
     return "\n".join(lines) if lines else "(log empty)"
 
 
-def die_with_parent_preexec() -> object | None:
+def die_with_parent_preexec() -> Callable[[], None] | None:
     """``preexec_fn`` for Popen: on Linux, SIGTERM the child when its parent dies.
 
     Everything is looked up before the fork so the child only calls two functions.
@@ -367,7 +367,7 @@ class _EmbeddedServer(abc.ABC):
                     # Own session: a terminal's Ctrl-C reaches only us, and we stop the
                     # servers after the app has flushed, not in the middle of it.
                     start_new_session=True,
-                    preexec_fn=die_with_parent_preexec(),  # type: ignore[arg-type]
+                    preexec_fn=die_with_parent_preexec(),
                 )
             except OSError as exc:
                 raise ServerStartError(f"cannot run embedded {self.kind} binary {binary!r}: {exc}") from exc

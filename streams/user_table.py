@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
 import faust
@@ -33,7 +33,7 @@ from streams.state_version import HEADER, Version, header_version, keep_newer
 log = logging.getLogger(__name__)
 
 
-class VersionedTable(faust.Table):  # type: ignore[misc]
+class VersionedTable(faust.Table):
     """Faust's table, recovering (and standing by) only the newest state of each user.
 
     ``versions`` holds the :class:`~streams.state_version.Version` of every state this
@@ -87,11 +87,11 @@ class KafkaProducer(Protocol):
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
         timestamp: float | None, headers: Any,
-    ) -> asyncio.Future[Any]: ...
+    ) -> Awaitable[Any]: ...
 
 
 async def save_states(
-    table: faust.types.TableT,
+    table: faust.Table,
     producer: KafkaProducer,
     states: Mapping[UserId, bytes],
     partitions: Mapping[UserId, int],
@@ -131,7 +131,7 @@ async def save_states(
 
 
 async def delete_states(
-    table: faust.types.TableT,
+    table: faust.Table,
     producer: KafkaProducer,
     partitions: Mapping[UserId, int],
     on_error: Callable[[BaseException], None],

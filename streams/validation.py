@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from faust.models.fields import FieldDescriptor
+from faust.types.models import FieldDescriptorT
 
 from streams.records import Event
 
@@ -89,7 +89,7 @@ def _check_type(name: str, value: Any, tp: Any) -> Any:
     raise TypeError(f"unsupported field type {tp!r} for {name}")  # a schema bug, not bad input
 
 
-def _check_limits(name: str, value: Any, desc: FieldDescriptor) -> None:  # type: ignore[type-arg]
+def _check_limits(name: str, value: Any, desc: FieldDescriptorT[Any]) -> None:
     if value is None:
         return
     max_length = getattr(desc, "max_length", None)

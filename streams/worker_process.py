@@ -62,7 +62,7 @@ class WorkerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent_preexec(),  # type: ignore[arg-type]  # noqa: PLW1509
+            preexec_fn=die_with_parent_preexec(),  # noqa: PLW1509
         )
         log.close()
         return self

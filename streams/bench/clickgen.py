@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from streams.kafka_config import aiokafka_kwargs
 from streams.settings import Settings

@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from aiokafka import (  # type: ignore[import-untyped]
+from aiokafka import (
     AIOKafkaConsumer,
     ConsumerRebalanceListener,
     TopicPartition,
@@ -73,7 +73,7 @@ class EchoMetrics:
         )
 
 
-class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Assignment(ConsumerRebalanceListener):
     def __init__(self, gauge: Gauge) -> None:
         self._gauge = gauge
 

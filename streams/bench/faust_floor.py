@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -29,6 +30,8 @@ from streams.topics import ensure_topics
 
 def _child(bootstrap: str, topic: str, n_events: int, result_path: Path) -> None:
     """Run the no-op agent until ``n_events`` are seen; write the figures to ``result_path``."""
+    import faust
+
     from streams.faust_app import StreamrecApp
 
     s = Settings()
@@ -51,14 +54,14 @@ def _child(bootstrap: str, topic: str, n_events: int, result_path: Path) -> None
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.conf.streamrec_fetch_max_wait_ms = int(s.kafka_fetch_max_wait_s * 1000)  # type: ignore[attr-defined]
-    app.conf.streamrec_producer_buffer_max = 4 * s.event_batch_size  # type: ignore[attr-defined]
+    app.conf.streamrec_fetch_max_wait_ms = int(s.kafka_fetch_max_wait_s * 1000)
+    app.conf.streamrec_producer_buffer_max = 4 * s.event_batch_size
     source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=s.partitions)
     seen = {"n": 0, "t0": 0.0, "cpu0": 0.0}
 
     @app.agent(source)
-    async def noop(stream):  # type: ignore[no-untyped-def]
-        async for batch in stream.take_events(s.event_batch_size, within=s.refresh_debounce_s):
+    async def noop(stream: faust.StreamT[Any]) -> None:
+        async for batch in cast("faust.Stream[Any]", stream).take_events(s.event_batch_size, within=s.refresh_debounce_s):
             if not seen["n"]:
                 seen["t0"], seen["cpu0"] = time.time(), time.process_time()  # CPU in ns, not /proc ticks
             for event in batch:

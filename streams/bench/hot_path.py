@@ -18,7 +18,7 @@ import argparse
 import cProfile
 import pstats
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -57,9 +57,9 @@ def demo_recommender(settings: Settings) -> Recommender:
     )
 
 
-def replay(rec: Recommender, raw: Sequence[bytes], batch: int, profiler: cProfile.Profile | None = None) -> Counter[str]:
+def replay(rec: Recommender, raw: Sequence[bytes], batch: int, profiler: cProfile.Profile | None = None) -> dict[str, float]:
     """Seconds spent per stage while replaying ``raw`` click JSON in micro-batches of ``batch``."""
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     table: dict[str, bytes] = {}
 
     @contextmanager
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - t0
     print(f"{args.events} events over {args.users} users, batches of {args.batch}: "
           f"{args.events / total:,.0f} events/s, {1e6 * total / args.events:,.0f} µs per event")
-    for stage, s in seconds.most_common():
+    for stage, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:32s} {1e6 * s / args.events:8,.0f} µs per event")
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)

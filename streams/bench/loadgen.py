@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
 
 from streams.bench.clickgen import ClickGenerator, create_fast_producer
 from streams.runtime import die_with_parent_preexec

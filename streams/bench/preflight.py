@@ -79,8 +79,8 @@ def redacted_url(url: str) -> str:
 def check_reachable(settings: Settings, timeout_s: float = 5.0) -> None:
     """Connect to the configured Kafka and Redis once; a :class:`BenchError` if either does not answer."""
     import redis
-    from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped]
-    from kafka.errors import KafkaError  # type: ignore[import-untyped]
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     from streams.kafka_config import kafka_python_kwargs
 

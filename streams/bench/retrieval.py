@@ -25,6 +25,7 @@ import json
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,8 @@ def run_retrieval_bench(config: RetrievalBenchConfig, log: Callable[[str], None]
             for n in config.user_batches:
                 users = build_users(n, config.dim, config.seed + n)
                 calls: dict[str, Callable[[], object]] = {
-                    name: (lambda r=retrieval, u=users, i=index: generate_candidates(
-                        u, i, covisitation, trending, per_source=config.per_source, retrieval=r))
+                    name: partial(generate_candidates, users, index, covisitation, trending,
+                                  per_source=config.per_source, retrieval=retrieval)
                     for name, retrieval in engines.items()}
                 found = {name: candidate_pairs(fn()) for name, fn in calls.items()}  # also the warm-up
                 times = interleaved_times(calls, config.rounds, config.seconds)

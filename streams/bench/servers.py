@@ -70,7 +70,7 @@ def keyspace_events_restored(client: redis.Redis) -> Iterator[None]:
 def cleanup_external(phases: Sequence[tuple[Settings, bool]], client: redis.Redis, run_id: str,
                      console: Console) -> None:
     """Delete the topics, groups and Redis keys of ``phases`` (``(settings, is_echo)``), best effort."""
-    from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped]
+    from kafka.admin import KafkaAdminClient
 
     from streams.kafka_config import kafka_python_kwargs
 
