@@ -21,8 +21,11 @@ def register(p: Pipeline) -> None:
     def expired(topic: str, partition: int, lost: int) -> None:
         p.metrics.expired.labels(topic, str(partition)).inc(lost)
 
+    def log_reset(topic: str, partition: int, committed: int, log_end: int) -> None:
+        p.metrics.log_resets.labels(topic, str(partition)).inc()
+
     @p.app.task
     async def skipped_input_watch() -> None:
         topics = {*input_topics(s), s.topic_impressions}
         await watch_holes(p.app, topics, s.skipped_input_check_s, HoleWatch(s.skipped_input_timeout_s), repaired,
-                          on_expired=expired)
+                          on_expired=expired, on_log_reset=log_reset)

@@ -39,6 +39,16 @@ def expired_count(offset: int, log_start: int | None) -> int:
     return 0 if log_start is None or offset >= log_start else log_start - offset
 
 
+async def commit_log_start(consumer: Any, tp: Any, start: int, timeout_s: float) -> bool:
+    """Commit offset ``start`` of ``tp`` through Faust ``consumer``'s own path (so its bookkeeping of
+    the committed offset follows); False, logged, when the commit failed."""
+    try:
+        return bool(await asyncio.wait_for(consumer._commit_offsets({tp: start}), timeout=timeout_s))
+    except Exception as exc:  # noqa: BLE001 - the caller reports it; its next check tries again
+        log.warning("%s[%d]: committing the log start %d failed (%r)", tp.topic, tp.partition, start, exc)
+        return False
+
+
 async def skip_expired(
     consumer: Any, tp: Any, offset: int, on_expired: OnExpired | None = None, timeout_s: float = 30.0,
     seek: bool = True,
@@ -62,12 +72,7 @@ async def skip_expired(
         return None
     assert log_start is not None
     start = int(log_start)
-    try:
-        committed = bool(await asyncio.wait_for(consumer._commit_offsets({tp: start}), timeout=timeout_s))
-    except Exception as exc:  # noqa: BLE001 - reported below; the next check tries again
-        log.warning("%s[%d]: committing the log start %d failed (%r)", tp.topic, tp.partition, start, exc)
-        committed = False
-    if not committed:
+    if not await commit_log_start(consumer, tp, start, timeout_s):
         log.error("%s[%d]: messages from offset %d to %d were deleted by the topic's retention before they were "
                   "processed, and committing the log start %d failed; trying again at the next check",
                   tp.topic, tp.partition, offset, start - 1, start)

@@ -187,6 +187,12 @@ class Metrics:
             "committed over from the log start",
             ["topic", "partition"], registry=r,
         )
+        self.log_resets = Counter(
+            "streamrec_input_log_resets",
+            "Input partitions found ending below the group's committed offset (the topic was deleted and created "
+            "again, or the broker truncated it), read again from their log start",
+            ["topic", "partition"], registry=r,
+        )
         self.fenced = Counter(
             "streamrec_fenced_events",
             "Input events left unprocessed and uncommitted (read again by the partition's owner) because the "

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.expired_input import OnExpired, skip_expired
+from streams.truncated_input import OnLogReset, is_truncated, restart_truncated
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,11 @@ class HoleWatch:
         return HoleWatch.is_pending(h) and (not h.in_flight or h.overtaken)
 
     def observe(self, tp: Any, head: HeadState, now: float) -> bool:
-        """Record ``tp``'s head at ``now``; True when it must be re-read: a hole for ``timeout_s``,
-        or pending (held) for ``held_timeout_s``, at the same committed offset."""
-        if not self.is_pending(head):
+        """Record ``tp``'s head at ``now``; True when it must be re-read: a hole, or a log that
+        ends below the committed offset (:func:`streams.truncated_input.is_truncated`), for
+        ``timeout_s``, or pending (held) for ``held_timeout_s``, at the same committed offset."""
+        truncated = is_truncated(head.committed, head.highwater)
+        if not (truncated or self.is_pending(head)):
             self._since.pop(tp, None)
             return False
         assert head.committed is not None
@@ -113,7 +116,7 @@ class HoleWatch:
         if first is None or first[0] != head.committed:
             self._since[tp] = (head.committed, now)
             return False
-        wait = self.timeout_s if self.is_hole(head) else self.held_timeout_s
+        wait = self.timeout_s if truncated or self.is_hole(head) else self.held_timeout_s
         if now - first[1] < wait:
             return False
         del self._since[tp]  # a fresh timeout after the repair
@@ -195,6 +198,7 @@ async def watch_holes(
     clock: Callable[[], float] | None = None,
     seek_timeout_s: float = 30.0,
     on_expired: OnExpired | None = None,
+    on_log_reset: OnLogReset | None = None,
 ) -> None:
     """Check the assigned partitions of ``topics`` every ``interval_s`` (forever) and re-read holes.
 
@@ -202,7 +206,9 @@ async def watch_holes(
     failure on one partition is logged and the watch goes on; a seek the consumer does not
     confirm within ``seek_timeout_s`` is logged and the partition checked again later. A
     hole that retention deleted is committed over instead of re-read
-    (:func:`streams.expired_input.skip_expired`, reported to ``on_expired``).
+    (:func:`streams.expired_input.skip_expired`, reported to ``on_expired``). A partition whose
+    log ends below its committed offset is read again from its log start
+    (:func:`streams.truncated_input.restart_truncated`, reported to ``on_log_reset``).
     """
     names = set(topics)
     loop = asyncio.get_running_loop()
@@ -219,21 +225,25 @@ async def watch_holes(
             continue
         for tp in assigned:
             try:
-                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s, on_expired)
+                await _check(consumer, tp, watch, now(), on_repair, seek_timeout_s, on_expired, on_log_reset)
             except Exception:  # the watch must outlive any one partition's trouble
                 log.exception("%s[%d]: checking the partition's head failed", tp.topic, tp.partition)
 
 
 async def _check(
     consumer: Any, tp: Any, watch: HoleWatch, now: float, on_repair: Callable[[str, int, int], None],
-    seek_timeout_s: float, on_expired: OnExpired | None = None,
+    seek_timeout_s: float, on_expired: OnExpired | None = None, on_log_reset: OnLogReset | None = None,
 ) -> None:
     """Observe ``tp``'s head and, when :class:`HoleWatch` says so, seek it back to its committed offset
-    (or past it, to the log start, when retention deleted it)."""
+    (or past it, to the log start, when retention deleted it; or to the log start when the log
+    now ends below it)."""
     head = head_state(consumer, tp)
     if not watch.observe(tp, head, now):
         return
     assert head.committed is not None
+    if head.highwater is not None and is_truncated(head.committed, head.highwater):
+        await restart_truncated(consumer, tp, head.committed, head.highwater, on_log_reset, seek_timeout_s)
+        return
     if await skip_expired(consumer, tp, head.committed, on_expired, seek_timeout_s) is not None:
         return
     how = (

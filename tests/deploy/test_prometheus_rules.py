@@ -35,6 +35,7 @@ def worker_series() -> set[str]:
     m.dlq.labels("t", "bad").inc()
     m.reread.labels("t", "0").inc()
     m.expired.labels("t", "0").inc()
+    m.log_resets.labels("t", "0").inc()
     m.provider.labels("text", "CPUExecutionProvider").set(1)
     names = set()
     for line in m.render().decode().splitlines():

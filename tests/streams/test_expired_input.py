@@ -9,52 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import namedtuple
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from streams.expired_input import expired_count, skip_expired
 from streams.input_order import InputOrder, keep_in_order
-from streams.offset_holes import HoleWatch, watch_holes
-from tests.streams.consumer_events import Event
+from tests.streams.consumer_events import Event, StandInConsumer, run_watch
 
 TP = namedtuple("TP", "topic partition")
 CLICKS0 = TP("clicks", 0)
 
 
-class _Consumer:
-    """The bits of a Faust consumer the expiry check reads and changes: the log start, the commit, the seek."""
-
-    def __init__(self, committed: int | None, log_start: int, commit_ok: bool = True, read: int | None = None) -> None:
-        self._committed_offset: dict[TP, int | None] = {CLICKS0: committed}
-        self._acked_index: dict[TP, set[int]] = {}
-        self._gap: dict[TP, Any] = {}
-        self._unacked_messages: set[Any] = set()
-        self._read_offset = {CLICKS0: read}
-        self.log_start = log_start
-        self.commit_ok = commit_ok
-        self.commits: list[dict[TP, int]] = []
-        self.sought: list[dict[TP, int]] = []
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return dict.fromkeys(tps, self.log_start)
-
-    async def _commit_offsets(self, offsets: dict[TP, int]) -> bool:
-        if not self.commit_ok:
-            raise RuntimeError("coordinator not available")
-        self.commits.append(dict(offsets))
-        self._committed_offset.update(offsets)
-        return True
-
-    async def seek_wait(self, offsets: dict[TP, int]) -> None:
-        self.sought.append(dict(offsets))
-
-    def assignment(self) -> set[TP]:
-        return {CLICKS0}
-
-    def highwater(self, tp: TP) -> int:
-        return 900
+def _consumer(committed: int, log_start: int, commit_ok: bool = True, read: int | None = None) -> StandInConsumer:
+    """A consumer whose log starts past offsets it has not processed: retention deleted them."""
+    return StandInConsumer(CLICKS0, committed, log_start=log_start, log_end=900, commit_ok=commit_ok, read=read)
 
 
 def test_expired_count() -> None:
@@ -63,7 +31,7 @@ def test_expired_count() -> None:
 
 
 def test_an_offset_below_the_log_start_is_committed_over_and_reported() -> None:
-    consumer, lost = _Consumer(committed=120, log_start=500), []
+    consumer, lost = _consumer(committed=120, log_start=500), []
     start = asyncio.run(skip_expired(consumer, CLICKS0, 120, lambda *a: lost.append(a)))
     assert start == 500
     assert consumer.commits == [{CLICKS0: 500}] and consumer.sought == [{CLICKS0: 500}]
@@ -71,13 +39,13 @@ def test_an_offset_below_the_log_start_is_committed_over_and_reported() -> None:
 
 
 def test_an_offset_the_log_still_has_changes_nothing() -> None:
-    consumer, lost = _Consumer(committed=500, log_start=500), []
+    consumer, lost = _consumer(committed=500, log_start=500), []
     assert asyncio.run(skip_expired(consumer, CLICKS0, 500, lambda *a: lost.append(a))) is None
     assert consumer.commits == [] and consumer.sought == [] and lost == []
 
 
 def test_a_failed_commit_counts_nothing_and_is_tried_again(caplog: pytest.LogCaptureFixture) -> None:
-    consumer, lost = _Consumer(committed=120, log_start=500, commit_ok=False), []
+    consumer, lost = _consumer(committed=120, log_start=500, commit_ok=False), []
     assert asyncio.run(skip_expired(consumer, CLICKS0, 120, lambda *a: lost.append(a))) is None
     assert lost == [] and consumer.sought == []
     assert "committing the log start 500 failed" in caplog.text
@@ -87,7 +55,7 @@ def test_a_failed_commit_counts_nothing_and_is_tried_again(caplog: pytest.LogCap
 
 
 def test_an_unreadable_log_start_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    consumer = _Consumer(committed=120, log_start=500)
+    consumer = _consumer(committed=120, log_start=500)
 
     async def fails(*tps: TP) -> dict[TP, int]:
         raise TimeoutError
@@ -97,7 +65,7 @@ def test_an_unreadable_log_start_changes_nothing(caplog: pytest.LogCaptureFixtur
     assert consumer.commits == [] and "could not read the log start" in caplog.text
 
 
-def _keep(consumer: _Consumer, offsets: list[int], lost: list[tuple]) -> tuple[list[int], list[tuple]]:
+def _keep(consumer: StandInConsumer, offsets: list[int], lost: list[tuple]) -> tuple[list[int], list[tuple]]:
     batch = [Event(CLICKS0, o) for o in offsets]
     for e in batch:
         consumer._unacked_messages.add(e.message)
@@ -109,7 +77,7 @@ def _keep(consumer: _Consumer, offsets: list[int], lost: list[tuple]) -> tuple[l
 
 def test_a_batch_from_the_log_start_is_processed_when_retention_deleted_what_came_before() -> None:
     # The worker was down past the retention: its committed offset 120 is gone, the consumer read from 500.
-    consumer, lost = _Consumer(committed=120, log_start=500), []
+    consumer, lost = _consumer(committed=120, log_start=500), []
     kept, seeks = _keep(consumer, [500, 501, 502], lost)
     assert kept == [500, 501, 502] and seeks == []  # nothing held back, nothing sought back to 120
     assert consumer.commits == [{CLICKS0: 500}] and consumer.sought == []
@@ -117,26 +85,15 @@ def test_a_batch_from_the_log_start_is_processed_when_retention_deleted_what_cam
 
 
 def test_a_message_skipped_at_the_log_start_is_still_waited_for() -> None:
-    consumer, lost = _Consumer(committed=120, log_start=500), []
+    consumer, lost = _consumer(committed=120, log_start=500), []
     kept, seeks = _keep(consumer, [501, 502], lost)
     assert kept == [] and seeks == [("clicks", 0, 500, 2)]  # 500 exists: the partition is read again from it
     assert consumer.commits == [{CLICKS0: 500}] and lost == [("clicks", 0, 380)]
 
 
 def test_the_skipped_input_watch_commits_over_a_deleted_head_instead_of_reading_it_again() -> None:
-    consumer, lost, repaired = _Consumer(committed=120, log_start=500, read=899), [], []
-    app = SimpleNamespace(consumer=consumer, rebalancing=False,
-                          tables=SimpleNamespace(recovery=SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True))))
-    ticks = iter(range(1000))
-
-    async def run() -> None:
-        task = asyncio.ensure_future(watch_holes(app, ["clicks"], 0.001, HoleWatch(timeout_s=1.0),
-                                                 lambda *a: repaired.append(a), clock=lambda: float(next(ticks)),
-                                                 on_expired=lambda *a: lost.append(a)))
-        await asyncio.sleep(0.2)
-        task.cancel()
-
-    asyncio.run(run())
+    consumer, lost = _consumer(committed=120, log_start=500, read=899), []
+    repaired = run_watch(consumer, on_expired=lambda *a: lost.append(a))
     assert lost == [("clicks", 0, 380)]  # once: the committed offset moved to the log start
     assert consumer.commits == [{CLICKS0: 500}] and consumer.sought[0] == {CLICKS0: 500}
     # Nothing processes the stand-in's messages: the watch goes on re-reading from the log start, never from 120.
