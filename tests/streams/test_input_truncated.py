@@ -9,20 +9,19 @@ none of 8 new users' 24 events processed within 60 s.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient
-from kafka.partitioner.default import murmur2
 
+from agents.forget import partition_of_key
 from streams.producer import create_producer
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess
-from tests.streams.test_faults_crash import CATALOG, committed_offsets, metric, publish_catalog, states
+from tests.streams.test_faults_crash import CATALOG, committed_offsets, metric, publish_catalog, send, states
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +35,7 @@ def users(prefix: str, per_partition: int, partitions: int) -> list[str]:
     n = 0
     while any(len(v) < per_partition for v in picked.values()):
         uid = f"{prefix}{n}"
-        part = picked[(murmur2(uid.encode()) & 0x7FFFFFFF) % partitions]
+        part = picked[partition_of_key(uid.encode(), partitions)]
         if len(part) < per_partition:
             part.append(uid)
         n += 1
@@ -48,12 +47,6 @@ def clicks(user_ids: list[str], per_user: int, base_ts: float) -> list[dict[str,
     return [{"event_id": f"{uid}-{k}", "user_id": uid, "item_id": items[(u * 11 + k * 5) % len(items)],
              "kind": "click", "ts": base_ts + k + u * 0.01}
             for k in range(per_user) for u, uid in enumerate(user_ids)]
-
-
-def send(producer: Any, settings: Settings, events: list[dict[str, Any]]) -> None:
-    for ev in events:
-        producer.send(settings.topic_clicks, key=ev["user_id"].encode(), value=json.dumps(ev).encode())
-    producer.flush()
 
 
 def wait_states(settings: Settings, read_topic: Any, worker: WorkerProcess, user_ids: list[str], per_user: int,
