@@ -17,6 +17,7 @@ from streams.forget_command import send_forget
 from streams.worker_process import WorkerProcess
 from tests.agents.test_rank_api import by_category, post
 from tests.conftest import LIVE_WEB_TOKEN, _free_port
+from tests.streams.test_faults_crash import metric
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,15 @@ def test_replica_answers_like_the_owning_worker(live_pipeline: Any, replica: Wor
 
     res = until(personalised, f"the user's state to reach the replica\n{replica.log_tail()}",
                 on_timeout=lambda: f"{replica.status()}\n{replica.metrics()}")
+
+    def item_state_settled() -> bool:
+        # Popularity, trending and co-visitation come from the item-stats topic, which the worker and
+        # the replica each apply at their own pace: compare their lists once both applied all of it.
+        records = len([r for r in read_topic(live.settings, live.settings.topic_item_stats, 1) if r.value])
+        return 0 < records <= min(metric(w, "streamrec_item_stats_applied_total") for w in (live.worker, replica))
+
+    until(item_state_settled, "the worker and the replica to apply every item-stats record")
+    res = personalised() or res
     status, owner = post(live.worker.base_url + "/v1/rank", body)
     assert status == 200, owner
     assert [x["item_id"] for x in res["items"]] == [x["item_id"] for x in owner["items"]]
