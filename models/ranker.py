@@ -72,6 +72,21 @@ class RankerConfig:
         return cls(**d)
 
 
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """The MLP's hidden widths from ``"64,32"``; each between 1 and 4,096, at least one.
+
+    >>> parse_hidden("64, 32")
+    (64, 32)
+    """
+    try:
+        widths = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"hidden widths must be comma-separated integers such as 64,32, got {text!r}") from None
+    if not widths or any(not 1 <= w <= 4096 for w in widths):
+        raise ValueError(f"hidden widths must each be between 1 and 4096 (at least one), got {text!r}")
+    return widths
+
+
 def _unit(x: Tensor) -> Tensor:
     """Rows scaled to unit length (zero rows stay zero)."""
     return x * (x * x).sum(-1, keepdim=True).clamp_min(_EPS).rsqrt()

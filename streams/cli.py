@@ -29,6 +29,28 @@ def _settings(**overrides: Any) -> Settings:
         ) from None
 
 
+def _hidden_widths(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    """``--hidden 64,32`` as a tuple (click callback)."""
+    if value is None:
+        return None
+    from models.ranker import parse_hidden
+
+    try:
+        return parse_hidden(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _shape_options(fn: Any) -> Any:
+    """``--rank``, ``--hidden`` and ``--cross-layers``: the shape of a new ranker (default: the default shape)."""
+    fn = click.option("--cross-layers", type=click.IntRange(0, 8), default=None,
+                      help="DCN-v2 cross layers of the ranker [default: 1]")(fn)
+    fn = click.option("--hidden", callback=_hidden_widths, default=None, metavar="W1,W2,...",
+                      help="hidden widths of the ranker's MLP [default: 64,32]")(fn)
+    return click.option("--rank", type=click.IntRange(1, 256), default=None,
+                        help="width of the ranker's user and item projections [default: 16]")(fn)
+
+
 def _check_partial_addresses(s: Settings) -> None:
     if (s.kafka_bootstrap_servers is None) != (s.redis_url is None):
         missing = "STREAMREC_REDIS_URL" if s.redis_url is None else "STREAMREC_KAFKA_BOOTSTRAP_SERVERS"
@@ -323,9 +345,10 @@ def evaluate(
               help="also export the model as a new bundle in this folder (as `streamrec export`)")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="with --export-to: the bundle's precision (as `streamrec export --precision`)")
+@_shape_options
 def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val_share: float, negatives: int,
           epochs: int, batch_groups: int, lr: float, seed: int, threads: int, export_to: Path | None,
-          precision: str) -> None:
+          precision: str, rank: int | None, hidden: tuple[int, ...] | None, cross_layers: int | None) -> None:
     """Train the learned ranker from an event log (replayed in time order, no look-ahead).
 
     The log is replayed through the same code the workers run; every refresh's
@@ -338,7 +361,8 @@ def train(path: Path, fmt: str, out: Path, share: float, events: int | None, val
     try:
         run_train_command(_settings(), path, fmt, out=out, share=share, events=events, val_share=val_share,
                           negatives=negatives, epochs=epochs, batch_groups=batch_groups, lr=lr, seed=seed,
-                          threads=threads, export_to=export_to, precision=precision)
+                          threads=threads, export_to=export_to, precision=precision, rank=rank, hidden=hidden,
+                          cross_layers=cross_layers)
     except TrainError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -461,14 +485,17 @@ def bench(ctx: click.Context, mode: str, rates: str, seconds: float, events: int
               help="time per engine, batch size and round")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads per engine")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="a `streamrec train` checkpoint (default: an untrained ranker of the default shape)")
+              help="a `streamrec train` checkpoint (default: an untrained ranker of the default shape, or of "
+                   "--rank, --hidden and --cross-layers)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results/scoring"),
               show_default=True, help="folder for scoring.json, scoring.md and scoring.png")
 @click.option("--profile-calls", type=click.IntRange(min=0), default=0, show_default=True,
               help="also run onnxruntime's pair scorer this many times per batch size under its profiler and "
                    "report its time by operator, and the ceiling the matrix products put on ORT ÷ eager (0: off)")
+@_shape_options
 def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads: int, checkpoint: Path | None,
-                  out: Path, profile_calls: int) -> None:
+                  out: Path, profile_calls: int, rank: int | None, hidden: tuple[int, ...] | None,
+                  cross_layers: int | None) -> None:
     """Candidates scored per second by the ranker: onnxruntime against PyTorch eager.
 
     Same inputs, same threads, measured interleaved at each batch size; on a machine
@@ -484,8 +511,12 @@ def bench_scoring(batches: str, items: int, rounds: int, seconds: float, threads
         sizes = parse_batches(batches)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--batches") from None
+    shape = {k: v for k, v in (("rank", rank), ("hidden", hidden), ("cross_layers", cross_layers)) if v is not None}
+    if shape and checkpoint is not None:
+        raise click.UsageError("--rank, --hidden and --cross-layers shape an untrained ranker; a --checkpoint "
+                               "brings its own shape: give one or the other")
     config = ScoringBenchConfig(batch_sizes=sizes, items=items, rounds=rounds, seconds=seconds, threads=threads,
-                                checkpoint=checkpoint, out=out, profile_calls=profile_calls)
+                                checkpoint=checkpoint, out=out, profile_calls=profile_calls, shape=shape)
     command = "streamrec " + " ".join(sys.argv[1:]) if sys.argv[1:3] == ["bench", "scoring"] else "streamrec bench scoring"
     results = run_scoring_bench(config, click.echo, command=command)
     click.echo(markdown_of(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ def run_train_command(
     threads: int = 1,
     export_to: Path | None = None,
     precision: str = "float32",
+    rank: int | None = None,
+    hidden: tuple[int, ...] | None = None,
+    cross_layers: int | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Build examples from the first events of a log, train, save a checkpoint (and export a bundle)."""
@@ -67,6 +71,9 @@ def run_train_command(
         with console.status("loading the encoders..."):
             embedder = load_embedder(settings)
     config = TrainConfig(epochs=epochs, batch_groups=batch_groups, lr=lr, seed=seed, threads=threads)
+    config = replace(config, rank=config.rank if rank is None else rank,
+                     hidden=config.hidden if hidden is None else hidden,
+                     cross_layers=config.cross_layers if cross_layers is None else cross_layers)
     with Progress(*_columns(), console=console) as bar:
         task = bar.add_task(f"{dataset.name}: replaying {n} events", total=n)
         try:

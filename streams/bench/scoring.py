@@ -40,7 +40,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class ScoringBenchConfig:
     out: Path = Path("bench-results/scoring")
     seed: int = 0
     profile_calls: int = 0  # onnxruntime-profiled calls per batch size (0: no profile)
+    shape: dict[str, Any] = field(default_factory=dict)  # rank / hidden / cross_layers of the untrained ranker
 
 
 def parse_batches(text: str, what: str = "batch sizes") -> tuple[int, ...]:
@@ -154,8 +155,11 @@ def run_scoring_bench(config: ScoringBenchConfig, log: Callable[[str], None] = p
         model, _ = load_checkpoint(config.checkpoint)
         model_desc = f"checkpoint {config.checkpoint}"
     else:
-        model = Ranker(dim=512, text_dim=384).eval()
-        model_desc = "untrained ranker of the default shape (512-d items, 384 text + 128 image)"
+        model = Ranker(dim=512, text_dim=384, **config.shape).eval()
+        c = model.config
+        model_desc = (f"untrained ranker of {'the default shape' if not config.shape else 'shape'} rank {c.rank}, "
+                      f"hidden {','.join(map(str, c.hidden))}, {c.cross_layers} cross layer(s) "
+                      "(512-d items, 384 text + 128 image)")
     config.out.mkdir(parents=True, exist_ok=True)
     load_before = load_average()
     rows: list[dict[str, Any]] = []

@@ -105,3 +105,33 @@ def test_bench_scoring_writes_its_report_and_bench_keeps_its_options(tmp_path: P
     assert "| 64 |" in (out / "scoring.md").read_text()
     res = runner.invoke(main, ["bench", "scoring", "--batches", "0,5"])
     assert res.exit_code != 0 and "between 1 and 1,000,000" in res.output
+
+
+def test_train_and_bench_scoring_take_the_ranker_shape(tmp_path: Path) -> None:
+    log = _write_log(tmp_path / "shop.jsonl")
+    ckpt = tmp_path / "small.pt"
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", str(log), "--format", "jsonl", "--share", "0.4", "--epochs", "1",
+                               "--negatives", "5", "--out", str(ckpt), "--rank", "4", "--hidden", "8",
+                               "--cross-layers", "0"])
+    assert res.exit_code == 0, res.output
+    from export.training import load_checkpoint
+
+    model, saved = load_checkpoint(ckpt)
+    assert (model.config.rank, model.config.hidden, model.config.cross_layers) == (4, (8,), 0)
+    assert saved["train_config"]["hidden"] == [8] and len(model.cross) == 0
+
+    out = tmp_path / "scoring"
+    res = runner.invoke(main, ["bench", "scoring", "--batches", "8", "--rounds", "1", "--seconds", "0.02",
+                               "--items", "100", "--rank", "8", "--hidden", "32,16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "scoring.json").read_text())
+    assert "rank 8, hidden 32,16, 1 cross layer(s)" in data["model"]
+    assert data["config"]["shape"] == {"rank": 8, "hidden": [32, 16]}
+
+    res = runner.invoke(main, ["bench", "scoring", "--checkpoint", str(ckpt), "--rank", "8"])
+    assert res.exit_code != 0 and "brings its own shape" in res.output
+    res = runner.invoke(main, ["train", str(log), "--format", "jsonl", "--hidden", "64,x"])
+    assert res.exit_code != 0 and "comma-separated integers such as 64,32" in res.output
+    res = runner.invoke(main, ["train", str(log), "--format", "jsonl", "--hidden", "0"])
+    assert res.exit_code != 0 and "between 1 and 4096" in res.output
