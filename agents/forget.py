@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from faust.types import EventT
-from kafka.partitioner.default import murmur2
 
 from agents.surfaces import surface_key
 from models.interest import UserState
+from streams.partitioning import partition_of_key
 from streams.state_version import Version
 from streams.user_table import delete_states
 
@@ -95,13 +95,6 @@ async def erase_users(
     log.info("erased %d user(s) (%s)", len(partitions), reason)
 
 
-def partition_of_key(key: bytes, partitions: int) -> int:
-    """The partition the default (murmur2) partitioner gives ``key``, as producers key users.
-
-    >>> partition_of_key(b"u-1", 8) == partition_of_key(b"u-1", 8) < 8
-    True
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def expired_users(

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from faust.web import View
-from kafka.partitioner.default import murmur2
 from pydantic import SecretStr
 from yarl import URL
 
@@ -41,6 +40,7 @@ from models.item_embedding import ItemEmbedder
 from models.recommender import Recommender
 from models.rerank import RankRequest, RankResult, TrendCache, rerank
 from streams.metrics import Metrics
+from streams.partitioning import partition_of_key
 from streams.records import MAX_ID, MAX_IMPRESSION_ITEMS, MAX_QUERY
 from streams.settings import Settings
 
@@ -235,7 +235,7 @@ def _owner(p: Pipeline, user_id: str) -> str | None:
     partition of the ``users`` table comes from Faust's router. (``app.table_route``
     would hash the table's serialised key, which is not the events' key.)
     """
-    part = (murmur2(user_id.encode()) & 0x7FFFFFFF) % p.settings.partitions
+    part = partition_of_key(user_id.encode(), p.settings.partitions)
     try:
         hosts = p.app.router.table_metadata(p.users.name)
     except KeyError:

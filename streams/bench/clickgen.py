@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from streams.kafka_config import aiokafka_kwargs
+from streams.partitioning import partition_of_key
 from streams.settings import Settings
 
 #: Click kinds and their shares (a view-heavy funnel).
@@ -101,7 +101,7 @@ class CachedPartitioner:
         slot = (key, len(all_partitions))
         index = self._cache.get(slot)
         if index is None:
-            index = self._cache[slot] = (murmur2(key) & 0x7FFFFFFF) % len(all_partitions)
+            index = self._cache[slot] = partition_of_key(key, len(all_partitions))
         return all_partitions[index]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka.partitioner.default import murmur2
 
 from streams.demo.catalog import demo_catalog
+from streams.partitioning import partition_of_key
 from streams.producer import create_producer
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -29,7 +29,7 @@ def post(url: str, body: Any) -> dict[str, Any]:
 
 
 def partition(user: str, n: int) -> int:
-    return (murmur2(user.encode()) & 0x7FFFFFFF) % n
+    return partition_of_key(user.encode(), n)
 
 
 def test_requests_reach_the_worker_that_owns_the_user(settings: Settings, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from agents.forget import partition_of_key
+from streams.partitioning import partition_of_key
 from streams.producer import create_producer
 from streams.settings import Settings
 from streams.topics import ensure_topics

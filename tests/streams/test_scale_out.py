@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 import redis
-from kafka.partitioner.default import murmur2
 
 from agents.refresh import recommendation_from_json
 from models.interest import UserState
 from models.user_guard import event_hash
 from streams.demo.catalog import demo_catalog, items_by_category
 from streams.lag import LagReader
+from streams.partitioning import partition_of_key
 from streams.producer import create_producer
 from streams.runtime import find_free_port
 from streams.settings import Settings
@@ -38,7 +38,7 @@ PHASE2 = 10  # events per user in the stream during which one worker is killed
 
 def partition_of(key: str, partitions: int) -> int:
     """The default (murmur2) partitioner's choice, as the Java client and kafka-python make it."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return partition_of_key(key.encode(), partitions)
 
 
 def owned(worker: WorkerProcess, topic: str) -> set[int]:
