@@ -18,11 +18,12 @@ of the item features) is within :data:`RANKER_TOLERANCE` is the bundle written.
 Otherwise :class:`ParityError` says by how much it failed, and nothing is written.
 
 With ``precision="int8"`` the pair scorer's dense layers are then stored as int8
-(:mod:`export.quantize`, for CPU serving) and the quantized graph is checked the same
-way against :data:`INT8_TOLERANCE`. Because an absolute bound says little about a model
+(:mod:`export.quantize`, for CPU serving), their inputs quantized over fixed ranges
+calibrated on the real pairs and on random ones, and the quantized graph is checked the
+same way against :data:`INT8_TOLERANCE`. Because an absolute bound says little about a model
 whose logits lie close together, the quantized scores must also keep at least
 :data:`INT8_MIN_TOP_K_AGREEMENT` of each user's top 10 on the real pairs. The bundle
-records its precision, both checks, and that agreement.
+records its precision, both checks, that agreement, and the calibrated input ranges.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from numpy.typing import NDArray
 
 from export.bundle import ITEM_MODEL_FILE, PRECISIONS, Bundle, version_name, write_bundle
 from export.encoders import OPSET, ParityError, ParityReport
-from export.quantize import quantize_dense_layers
+from export.quantize import Range, input_ranges, quantize_dense_layers
 from export.training import load_checkpoint
 from models.onnx_session import CPU_PROVIDER, create_session
 from models.ranker import _EPS, Ranker
@@ -56,6 +57,8 @@ from models.ranker_features import (
 )
 
 __all__ = [
+    "CALIBRATION_PAIRS",
+    "CALIBRATION_SEED",
     "INT8_MIN_TOP_K_AGREEMENT",
     "INT8_TOLERANCE",
     "RANKER_TOLERANCE",
@@ -92,6 +95,11 @@ TOP_K = 10
 #: must keep. Measured: 98.8% (MovieLens ranker), 96.7% (Diginetica), 95% to 97.5% for
 #: small untrained models on random pairs.
 INT8_MIN_TOP_K_AGREEMENT = 0.9
+
+#: Random pairs (besides the checkpoint's real ones) on which an int8 export calibrates its
+#: layers' input ranges, and their seed (the parity check draws other pairs).
+CALIBRATION_PAIRS = 4096
+CALIBRATION_SEED = 4096
 
 _DYNAMIC_AXES = {
     "user_vectors": {0: "users"},
@@ -295,15 +303,30 @@ def export_onnx(model: Ranker, out_path: Path) -> None:
                           dynamic_axes=_ITEM_DYNAMIC_AXES, do_constant_folding=True)
 
 
-def quantize_pair_scorer(model: Ranker, onnx_path: Path) -> None:
+def quantize_pair_scorer(model: Ranker, onnx_path: Path, sample: Feeds | None = None) -> dict[str, Range]:
     """Rewrite the pair scorer :func:`export_onnx` wrote to ``onnx_path`` with int8 dense layers
-    (:func:`export.quantize.quantize_dense_layers`): exactly ``model``'s cross and hidden layers."""
-    quantized, layers = quantize_dense_layers(onnx.load(str(onnx_path)))
+    (:func:`export.quantize.quantize_dense_layers`): exactly ``model``'s cross and hidden layers.
+
+    Their fixed input ranges are calibrated on :data:`CALIBRATION_PAIRS` random pairs (seeded, not
+    those the parity check draws) and the real pairs of ``sample`` when given; returns the ranges."""
+    float_graph = onnx.load(str(onnx_path))
+    item_session = create_session(item_model_path(onnx_path), [CPU_PROVIDER])
+    calls = [random_inputs(model, pairs=CALIBRATION_PAIRS, users=64, items=1024, seed=CALIBRATION_SEED)]
+    if sample is not None and sample["item_rows"].shape[0]:
+        calls.append(sample)
+
+    def pair_feeds(feeds: Feeds) -> Feeds:
+        (features,) = item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": feeds["item_vectors"]})
+        return {**{k: v for k, v in feeds.items() if k != "item_vectors"}, "item_features": features}
+
+    ranges = input_ranges(float_graph, (pair_feeds(c) for c in calls))
+    quantized, layers = quantize_dense_layers(float_graph, ranges)
     expected = len(model.cross) + len(model.config.hidden)
     if layers != expected:
         raise ParityError(f"int8 export quantized {layers} dense layers, expected {expected} "
                           "(the cross and hidden layers); the bundle was not written")
     onnx.save(quantized, str(onnx_path))
+    return ranges
 
 
 def export_one_graph_onnx(model: Ranker, out_path: Path) -> None:
@@ -454,7 +477,7 @@ def export_model_bundle(
         export_onnx(model, onnx_path)
         report = float_report = validate_parity(model, onnx_path, sample, RANKER_TOLERANCE if int8 else tolerance)
         if int8:
-            quantize_pair_scorer(model, onnx_path)
+            ranges = quantize_pair_scorer(model, onnx_path, sample)
             report = validate_parity(model, onnx_path, sample, tolerance, INT8_MIN_TOP_K_AGREEMENT)
         inputs, outputs = _io_spec(onnx_path)
         item_inputs, item_outputs = _io_spec(item_model_path(onnx_path))
@@ -464,6 +487,9 @@ def export_model_bundle(
         if int8:
             parity["float32_max_abs_diff"] = float_report.max_abs_diff
             parity[f"min_top{TOP_K}_agreement"] = INT8_MIN_TOP_K_AGREEMENT
+            real = int(sample["item_rows"].shape[0]) if sample is not None else 0
+            parity["int8_input_ranges"] = {k: list(v) for k, v in ranges.items()}
+            parity["int8_calibration_pairs"] = {"random": CALIBRATION_PAIRS, "real": real}
         meta = {
             "version": version_name(created_at, str(training.get("fingerprint", "00000000"))),
             "created_at": created_at,

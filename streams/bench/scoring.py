@@ -16,9 +16,11 @@ other processes on the machine hits all alike and their ratios stay meaningful w
 the absolute figures do not. The int8 columns are the same pair scorer with its dense
 layers quantized (``streamrec export --precision int8``, :mod:`export.quantize`): a
 different model from the float one eager runs, its parity with PyTorch reported next to
-the float graph's. The like-for-like baseline for them is PyTorch's own dynamic int8 of
-the same layers (``torch.ao.quantization.quantize_dynamic``, one scale per output
-channel, as in the export), measured in eager mode in the same rounds. With
+the float graph's. Their baseline is PyTorch's own int8 of the same layers in eager mode
+(``torch.ao.quantization.quantize_dynamic``, one weight scale per output channel, as in
+the export), measured in the same rounds. It is the nearest PyTorch has, not the same
+computation: it quantizes each layer's input over the call's own range, where the export
+uses a fixed, calibrated one, and so also pays for finding that range in every call. With
 ``profile_calls``, onnxruntime's profiler then splits the pair scorer's calls by
 operator (:mod:`streams.bench.scoring_profile`). With a CUDA provider available,
 onnxruntime is also measured on the GPU through I/O binding, the item features resident

@@ -40,7 +40,7 @@ import numpy as np
 
 #: Operator types counted as matrix products (plain and fused forms).
 MATRIX_OPS: frozenset[str] = frozenset({"Gemm", "FusedGemm", "MatMul", "FusedMatMul", "MatMulInteger",
-                                        "DynamicQuantizeMatMul", "QGemm"})
+                                        "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm"})
 
 
 def operator_times(events: Sequence[Mapping[str, Any]], skip_runs: int = 0) -> tuple[int, dict[str, float]]:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
 
-from export.quantize import QuantizeError, quantize_dense_layers, quantized_weights
+from export.quantize import QuantizeError, input_quantization, input_ranges, quantize_dense_layers, quantized_weights
 from export.ranker_export import (
     INT8_TOLERANCE,
     RANKER_TOLERANCE,
@@ -58,7 +59,7 @@ def test_the_cross_and_hidden_layers_become_int8_and_the_logit_layer_stays_float
     graph = onnx.load(str(path))
     onnx.checker.check_model(graph)
     ops = [n.op_type for n in graph.graph.node]
-    assert ops.count("DynamicQuantizeMatMul") == 3  # one cross layer, two hidden layers
+    assert ops.count("MatMulIntegerToFloat") == ops.count("QuantizeLinear") == 3  # one cross, two hidden layers
     assert ops.count("Gemm") == float_ops.count("Gemm") - 3 == 1  # the last layer (one output) is float
     assert not {t.name for t in graph.graph.initializer} & {"ranker.mlp.0.weight", "ranker.cross.0.weight"}
     feeds = random_inputs(model, pairs=500, users=5, items=200, seed=1)
@@ -75,7 +76,57 @@ def test_a_graph_without_a_dense_layer_is_refused() -> None:
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     with pytest.raises(QuantizeError, match="no Gemm layer with constant weights"):
-        quantize_dense_layers(helper.make_model(graph))
+        quantize_dense_layers(helper.make_model(graph), {})
+    with pytest.raises(QuantizeError, match="no Gemm layer with constant weights .* to calibrate"):
+        input_ranges(helper.make_model(graph), [{"x": np.zeros(2, np.float32)}])
+
+
+def _one_gemm() -> onnx.ModelProto:
+    w = onnx.numpy_helper.from_array(np.array([[1.0, -1.0], [0.5, 2.0]], np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_input_ranges_are_calibrated_over_every_call_and_a_layer_without_one_is_refused() -> None:
+    model = _one_gemm()
+    calls = [{"x": np.array([[0.5, -2.0]], np.float32)}, {"x": np.array([[3.0, 1.0], [0.0, 0.0]], np.float32)}]
+    assert input_ranges(model, calls) == {"x": (-2.0, 3.0)}
+    with pytest.raises(QuantizeError, match="no calibrated input range for x"):
+        quantize_dense_layers(model, {"z": (0.0, 1.0)})
+    with pytest.raises(QuantizeError, match="gave no finite value for x"):
+        input_ranges(model, [{"x": np.zeros((0, 2), np.float32)}])
+    with pytest.raises(QuantizeError, match="must be finite"):
+        input_quantization(0.0, float("inf"))
+
+
+def test_an_input_beyond_its_calibrated_range_saturates_and_zero_is_exact() -> None:
+    quantized, layers = quantize_dense_layers(_one_gemm(), {"x": (-1.0, 2.0)})
+    session = ort.InferenceSession(quantized.SerializeToString(), providers=[CPU_PROVIDER])
+    x = np.array([[0.0, 0.0], [1.0, 0.5], [50.0, -50.0]], np.float32)
+    got = session.run(None, {"x": x})[0]
+    assert layers == 1 and (got[0] == 0.0).all()  # zero quantizes exactly
+    np.testing.assert_allclose(got[1], x[1] @ np.array([[1.0, -1.0], [0.5, 2.0]]), atol=0.05)
+    np.testing.assert_allclose(got[2], np.array([2.0, -1.0]) @ np.array([[1.0, -1.0], [0.5, 2.0]]), atol=0.05)
+
+
+def test_a_pairs_int8_score_does_not_depend_on_the_other_pairs_in_the_call(tmp_path: Path) -> None:
+    model = _model()
+    path = tmp_path / "ranker.onnx"
+    export_onnx(model, path)
+    quantize_pair_scorer(model, path)
+    feeds = random_inputs(model, pairs=600, users=6, items=200, seed=4)
+    batch = _onnx_scores(path, feeds)
+    outlying = {**feeds, "dense": feeds["dense"].copy()}
+    outlying["dense"][0] *= 50.0  # one pair far beyond the calibrated range
+    with_outlier = _onnx_scores(path, outlying)
+    np.testing.assert_allclose(with_outlier[1:], batch[1:], rtol=0, atol=1e-5)
+    for user in range(6):
+        mine = feeds["user_index"] == user
+        alone = _onnx_scores(path, {**feeds, "user_index": feeds["user_index"][mine],
+                                    "item_rows": feeds["item_rows"][mine], "dense": feeds["dense"][mine]})
+        np.testing.assert_allclose(alone, batch[mine], rtol=0, atol=1e-5)
 
 
 def test_an_int8_bundle_records_its_precision_and_checks_and_is_served(tmp_path: Path) -> None:
@@ -87,6 +138,10 @@ def test_an_int8_bundle_records_its_precision_and_checks_and_is_served(tmp_path:
     parity = bundle.meta["parity"]
     assert parity["float32_max_abs_diff"] <= RANKER_TOLERANCE < parity["max_abs_diff"] <= INT8_TOLERANCE
     assert 0.9 <= parity["top10_agreement"] <= 1.0 and parity["min_top10_agreement"] == 0.9  # 4 users, ~100 pairs each
+    assert parity["int8_calibration_pairs"] == {"random": 4096, "real": 400}
+    assert len(parity["int8_input_ranges"]) == 3
+    lows = sorted(low for low, high in parity["int8_input_ranges"].values() if low <= high)
+    assert len(lows) == 3 and lows[0] < 0.0 and lows[-1] == 0.0  # the last hidden layer reads a ReLU
     feeds = random_inputs(model, pairs=300, users=3, items=100, seed=3)
     scorer = OnnxRanker(bundle.model_path, bundle.version, item_model_path=bundle.item_model_path)
     got = scorer.run(RankerInputs(feeds["user_vectors"], feeds["user_index"], feeds["item_rows"], feeds["dense"]),
@@ -123,7 +178,7 @@ def test_the_int8_check_catches_a_model_that_is_not_the_one_quantized(tmp_path: 
 def test_an_int8_export_that_reorders_the_real_top_10_is_refused_though_within_tolerance(tmp_path: Path) -> None:
     model = _model()
     sample = random_inputs(model, pairs=400, users=4, items=100, seed=2)
-    sample["dense"][0, :] = 20.0  # one outlying pair coarsens the per-call input scale of every pair
+    sample["dense"][0, :] = 20.0  # one outlying real pair widens the calibrated input ranges: every pair coarsens
     # within INT8_TOLERANCE (that check comes first), but the ranking is not the model's
     with pytest.raises(ParityError, match=r"keeps \d+\.\d% of each user's top 10 on the real validation pairs, "
                                           r"below the 90% required"):

@@ -1,4 +1,4 @@
-"""The like-for-like int8 baseline of ``streamrec bench scoring``."""
+"""The int8 baseline of ``streamrec bench scoring`` (PyTorch's own int8 of the same layers)."""
 
 from __future__ import annotations
 
