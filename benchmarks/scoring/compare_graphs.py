@@ -2,48 +2,34 @@
 
     .venv/bin/python benchmarks/scoring/compare_graphs.py f88de98 benchmarks/scoring/graphs-before-after.json
 
-Loads ``export/ranker_export.py`` as it was at the given revision next to the current
-one, exports the same untrained ranker of the default shape with both (float, then its
-int8 form), and times each pair scorer on 1 thread over the item features of its own
-item model (10,000 items), in 5 rounds that alternate the order, on the inputs of
-``streamrec bench scoring``; eager PyTorch (``score_pairs``) runs in the same rounds as
-the reference. Prints and writes each batch size's median call times in µs.
+Loads ``export/ranker_export.py`` (with its ``export/quantize.py``) as it was at the given
+revision next to the current one, exports the same untrained ranker of the default shape
+with both (float, then its int8 form), and times each pair scorer on 1 thread over the
+item features of its own item model (10,000 items), in 5 rounds that alternate the
+order, on the inputs of ``streamrec bench scoring``; eager PyTorch (``score_pairs``)
+runs in the same rounds as the reference. Prints and writes each batch size's median
+call times in µs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
+from revision import export_at  # benchmarks/scoring/revision.py, beside this script
 
 from export import ranker_export as current
 from models.onnx_session import CPU_PROVIDER, create_session
 from models.ranker import Ranker
 from models.ranker_features import ITEM_OUTPUT_NAME, OUTPUT_NAME, PAIR_INPUT_NAMES
 from streams.bench.scoring import interleaved_times
-
-
-def _module_at(revision: str, tmp: Path) -> ModuleType:
-    source = subprocess.run(["git", "show", f"{revision}:export/ranker_export.py"], check=True,
-                            capture_output=True, text=True).stdout
-    path = tmp / "ranker_export_before.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("ranker_export_before", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(revision: str, out: Path, batches: tuple[int, ...] = (1, 64, 256, 1024, 4096)) -> None:
@@ -55,7 +41,7 @@ def main(revision: str, out: Path, batches: tuple[int, ...] = (1, 64, 256, 1024,
     features: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for label, module in (("before", _module_at(revision, tmp)), ("after", current)):
+        for label, module in (("before", export_at(revision, tmp)), ("after", current)):
             path = tmp / label / "ranker.onnx"
             path.parent.mkdir()
             module.export_onnx(model, path)
