@@ -20,7 +20,7 @@ which moves that pair's score only.
 The rewritten graph has the same inputs and outputs; only scores move, by the rounding
 of weights and inputs. The export checks it against PyTorch within its own, looser
 tolerance (:data:`INT8_TOLERANCE` in :mod:`export.ranker_export`).
-``MatMulIntegerToFloat`` runs on onnxruntime's CPU provider: a GPU serves float bundles.
+The int8 kernels this is made for are onnxruntime's CPU ones: a GPU serves float bundles.
 
 >>> import numpy as np
 >>> from onnx import TensorProto, helper, numpy_helper

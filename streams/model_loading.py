@@ -75,7 +75,7 @@ def load_ranker(
         raise RankerUnavailable(f"ranker bundle {bundle.path} not used: {exc}", bundle.version) from exc
     log.info("ranker %s loaded from %s, runs on %s", bundle.version, bundle.path, ranker.provider)
     if bundle.precision == "int8" and ranker.device_type != "cpu":
-        log.warning("ranker %s has int8 dense layers, which onnxruntime runs on the CPU: on %s export a "
+        log.warning("ranker %s has int8 dense layers, which are made for onnxruntime's CPU provider: on %s export a "
                     "float32 bundle (streamrec export without --precision int8)", bundle.version, ranker.provider)
     if metrics is not None:
         metrics.ranker_loads.labels("ok").inc()

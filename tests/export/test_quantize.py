@@ -186,3 +186,30 @@ def test_an_int8_export_that_reorders_the_real_top_10_is_refused_though_within_t
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     bundle, report = export_model_bundle(model, tmp_path / "f", embedding_space=None, training={}, sample=sample)
     assert bundle.precision == "float32" and report.top_k_agreement == 1.0  # the float graph keeps the ranking
+
+
+def test_a_worker_warns_when_an_int8_bundle_lands_on_a_gpu_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from streams import model_loading
+    from streams.settings import Settings
+
+    model = _model()
+    bundle, _ = export_model_bundle(model, tmp_path, embedding_space="s", training={"fingerprint": "ab12"},
+                                    precision="int8")
+    settings = Settings(ranker_dir=tmp_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    caplog.set_level("INFO")
+    ranker = model_loading.load_ranker(settings, 24, "s")
+    assert ranker is not None and ranker.device_type == "cpu"  # no GPU here: the CPU serves it, no warning
+    assert "int8 dense layers" not in caplog.text
+
+    class OnTheGpu(OnnxRanker):
+        """What a session that took the CUDA provider reports (this machine has none to open)."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self.provider, self.device_type = "CUDAExecutionProvider", "cuda"
+
+    monkeypatch.setattr(model_loading, "OnnxRanker", OnTheGpu)
+    assert model_loading.load_ranker(settings, 24, "s") is not None
+    assert (f"ranker {bundle.version} has int8 dense layers, which are made for onnxruntime's CPU provider: "
+            "on CUDAExecutionProvider export a float32 bundle") in caplog.text
