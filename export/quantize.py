@@ -46,7 +46,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 
-__all__ = ["QuantizeError", "dense_layers", "input_quantization", "input_ranges", "quantize_dense_layers",
+__all__ = ["QuantizeError", "Range", "dense_layers", "input_quantization", "input_ranges", "quantize_dense_layers",
            "quantized_weights"]
 
 _MS_DOMAIN = "com.microsoft"
