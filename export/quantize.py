@@ -42,9 +42,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import helper, numpy_helper
+
+from models.onnx_session import CPU_PROVIDER, create_session
 
 __all__ = ["QuantizeError", "Range", "dense_layers", "input_quantization", "input_ranges", "quantize_dense_layers",
            "quantized_weights"]
@@ -122,9 +123,7 @@ def input_ranges(model: onnx.ModelProto, feeds: Iterable[Mapping[str, NDArray[An
     probe.CopyFrom(model)
     outputs = {o.name for o in probe.graph.output}
     probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in outputs)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = create_session(probe.SerializeToString(), [CPU_PROVIDER], intra_op_threads=1)
     low = dict.fromkeys(names, np.inf)
     high = dict.fromkeys(names, -np.inf)
     for call in feeds:
@@ -158,7 +157,7 @@ def quantize_dense_layers(model: onnx.ModelProto, ranges: Mapping[str, Range],
     nodes: list[onnx.NodeProto] = []
     dropped: set[str] = set()
     for node in graph.node:
-        if (node.name or node.output[0]) not in rewritten or node.op_type != "Gemm":
+        if (node.name or node.output[0]) not in rewritten:
             nodes.append(node)
             continue
         weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)

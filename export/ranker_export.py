@@ -303,6 +303,13 @@ def export_onnx(model: Ranker, out_path: Path) -> None:
                           dynamic_axes=_ITEM_DYNAMIC_AXES, do_constant_folding=True)
 
 
+def _pair_feeds(item_session: Any, feeds: Feeds) -> tuple[Feeds, NDArray[np.float32]]:
+    """The pair scorer's inputs for the one-graph ``feeds`` (``item_vectors`` run through the item
+    model), and those item features."""
+    (features,) = item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": feeds["item_vectors"]})
+    return {**{k: v for k, v in feeds.items() if k != "item_vectors"}, "item_features": features}, features
+
+
 def quantize_pair_scorer(model: Ranker, onnx_path: Path, sample: Feeds | None = None) -> dict[str, Range]:
     """Rewrite the pair scorer :func:`export_onnx` wrote to ``onnx_path`` with int8 dense layers
     (:func:`export.quantize.quantize_dense_layers`): exactly ``model``'s cross and hidden layers.
@@ -314,12 +321,7 @@ def quantize_pair_scorer(model: Ranker, onnx_path: Path, sample: Feeds | None = 
     calls = [random_inputs(model, pairs=CALIBRATION_PAIRS, users=64, items=1024, seed=CALIBRATION_SEED)]
     if sample is not None and sample["item_rows"].shape[0]:
         calls.append(sample)
-
-    def pair_feeds(feeds: Feeds) -> Feeds:
-        (features,) = item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": feeds["item_vectors"]})
-        return {**{k: v for k, v in feeds.items() if k != "item_vectors"}, "item_features": features}
-
-    ranges = input_ranges(float_graph, (pair_feeds(c) for c in calls))
+    ranges = input_ranges(float_graph, (_pair_feeds(item_session, c)[0] for c in calls))
     quantized, layers = quantize_dense_layers(float_graph, ranges)
     expected = len(model.cross) + len(model.config.hidden)
     if layers != expected:
@@ -368,8 +370,7 @@ def validate_parity(model: Ranker, onnx_path: Path, sample: Feeds | None = None,
     worst, checked, worst_case, agreement = 0.0, 0, "", None
     model.eval()
     for name, feeds in _parity_cases(model, sample):
-        (features,) = item_session.run([ITEM_OUTPUT_NAME], {"item_vectors": feeds["item_vectors"]})
-        pair_feeds = {**{k: v for k, v in feeds.items() if k != "item_vectors"}, "item_features": features}
+        pair_feeds, features = _pair_feeds(item_session, feeds)
         (got,) = session.run([OUTPUT_NAME], pair_feeds)
         with torch.no_grad():
             want = model(*(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)).numpy()
