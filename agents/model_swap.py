@@ -5,7 +5,8 @@ new onnxruntime session is opened in a thread, then the recommender's scorer is
 replaced on the event loop, between two micro-batches: the events agent is never
 paused, and no event is skipped or scored twice. Lists ranked by the new model
 carry its version in ``model_version``. A bundle that does not fit this worker
-(another item vector space, other dimensions) is refused once, logged and counted
+(another item vector space, other dimensions) or does not reproduce its reference scores
+on this machine (:mod:`models.ranker_check`) is refused once, logged and counted
 in ``streamrec_ranker_loads_total{outcome="error"}``; the current model keeps serving.
 """
 

@@ -6,6 +6,8 @@ A bundles folder holds one sub-folder per version::
       ranker-20260105T101500Z-3fa2c9d1/
         ranker.onnx          # scores pairs from precomputed item features
         item_features.onnx   # item vectors -> item features, run once per catalog version
+        reference.npz        # reference inputs and PyTorch's logits for them, which a
+                             # worker reproduces before it serves the bundle
         bundle.json     # version, inputs/outputs, dimensions, features, training data
                         # fingerprint, validation metrics, parity check
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "ranker.onnx"
 ITEM_MODEL_FILE = "item_features.onnx"  # = models.ranker_features.ITEM_MODEL_FILE (no import: no numpy here)
+REFERENCE_FILE = "reference.npz"  # = models.ranker_check.REFERENCE_FILE
 FORMAT_VERSION = 1
 
 #: A bundle's precisions: the float graph, or the pair scorer's dense layers as int8
@@ -70,6 +73,18 @@ class Bundle:
         """The item-features model (None for a bundle whose ranker reads item vectors itself)."""
         name = self.meta.get("item_model_file")
         return None if name is None else self.path / str(name)
+
+    @property
+    def reference_path(self) -> Path | None:
+        """The reference inputs and logits a worker checks (None for bundles exported without them)."""
+        name = self.meta.get("reference_file")
+        return None if name is None else self.path / str(name)
+
+    @property
+    def parity_tolerance(self) -> float | None:
+        """The largest |ONNX - PyTorch| logit the export allowed (None when not recorded)."""
+        tolerance = self.meta.get("parity", {}).get("tolerance")
+        return None if tolerance is None else float(tolerance)
 
     @property
     def dim(self) -> int:
@@ -137,6 +152,8 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleError(f"{path}: the model file {bundle.model_path.name} is missing")
     if bundle.item_model_path is not None and not bundle.item_model_path.is_file():
         raise BundleError(f"{path}: the item model file {bundle.item_model_path.name} is missing")
+    if bundle.reference_path is not None and not bundle.reference_path.is_file():
+        raise BundleError(f"{path}: the reference file {bundle.reference_path.name} is missing")
     return bundle
 
 
@@ -173,9 +190,10 @@ def resolve_bundle(path: Path) -> Bundle:
     return bundle
 
 
-def write_bundle(root: Path, model_file: Path, meta: dict[str, Any], item_model_file: Path | None = None) -> Bundle:
-    """Copy ``model_file`` (and ``item_model_file``) and ``meta`` into a new bundle
-    ``root/<meta['version']>``, atomically."""
+def write_bundle(root: Path, model_file: Path, meta: dict[str, Any], item_model_file: Path | None = None,
+                 reference_file: Path | None = None) -> Bundle:
+    """Copy ``model_file`` (and ``item_model_file``, ``reference_file``) and ``meta`` into a new
+    bundle ``root/<meta['version']>``, atomically."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     version = str(meta["version"])
@@ -185,11 +203,15 @@ def write_bundle(root: Path, model_file: Path, meta: dict[str, Any], item_model_
     meta = {**meta, "format": FORMAT_VERSION, "model_file": MODEL_FILE}
     if item_model_file is not None:
         meta["item_model_file"] = ITEM_MODEL_FILE
+    if reference_file is not None:
+        meta["reference_file"] = REFERENCE_FILE
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
     try:
         shutil.copyfile(model_file, tmp / MODEL_FILE)
         if item_model_file is not None:
             shutil.copyfile(item_model_file, tmp / ITEM_MODEL_FILE)
+        if reference_file is not None:
+            shutil.copyfile(reference_file, tmp / REFERENCE_FILE)
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         os.rename(tmp, final)
     except BaseException:

@@ -24,6 +24,10 @@ same way against :data:`INT8_TOLERANCE`. Because an absolute bound says little a
 whose logits lie close together, the quantized scores must also keep at least
 :data:`INT8_MIN_TOP_K_AGREEMENT` of each user's top 10 on the real pairs. The bundle
 records its precision, both checks, that agreement, and the calibrated input ranges.
+
+Every bundle also carries a reference (:func:`reference_scores`): the real pairs (else
+seeded random ones) with the PyTorch model's logits for them, which a worker scores again
+on its own machine before it serves the bundle (:mod:`models.ranker_check`).
 """
 
 from __future__ import annotations
@@ -48,12 +52,14 @@ from export.quantize import Range, input_ranges, quantize_dense_layers
 from export.training import load_checkpoint
 from models.onnx_session import CPU_PROVIDER, create_session
 from models.ranker import _EPS, Ranker
+from models.ranker_check import REFERENCE_FILE, TOP_K, Reference, top_k_agreement
 from models.ranker_features import (
     DENSE_FEATURES,
     INPUT_NAMES,
     ITEM_OUTPUT_NAME,
     OUTPUT_NAME,
     PAIR_INPUT_NAMES,
+    RankerInputs,
 )
 
 __all__ = [
@@ -62,6 +68,7 @@ __all__ = [
     "INT8_MIN_TOP_K_AGREEMENT",
     "INT8_TOLERANCE",
     "RANKER_TOLERANCE",
+    "REFERENCE_RANDOM_PAIRS",
     "TOP_K",
     "ParityError",
     "export_bundle",
@@ -71,6 +78,7 @@ __all__ = [
     "item_model_path",
     "quantize_pair_scorer",
     "random_inputs",
+    "reference_scores",
     "spread_item_features",
     "top_k_agreement",
     "validate_parity",
@@ -88,9 +96,6 @@ RANKER_TOLERANCE = 1e-4
 #: its validation pairs, about 0.04 on average; a wrong scale or layer shows as whole units.
 INT8_TOLERANCE = 0.5
 
-#: The ranking the int8 check reports: how much of each user's top ``TOP_K`` is kept.
-TOP_K = 10
-
 #: Least share of each user's top ``TOP_K`` (on the real validation pairs) an int8 export
 #: must keep. Measured: 98.8% (MovieLens ranker), 96.7% (Diginetica), 95% to 97.5% for
 #: small untrained models on random pairs.
@@ -100,6 +105,9 @@ INT8_MIN_TOP_K_AGREEMENT = 0.9
 #: layers' input ranges, and their seed (the parity check draws other pairs).
 CALIBRATION_PAIRS = 4096
 CALIBRATION_SEED = 4096
+
+#: Random pairs a bundle carries as its reference when the checkpoint kept no real ones.
+REFERENCE_RANDOM_PAIRS = 512
 
 _DYNAMIC_AXES = {
     "user_vectors": {0: "users"},
@@ -401,26 +409,20 @@ def validate_parity(model: Ranker, onnx_path: Path, sample: Feeds | None = None,
                         export_seconds=time.perf_counter() - started, top_k_agreement=agreement)
 
 
-def top_k_agreement(user_index: NDArray[np.int64], want: NDArray[Any], got: NDArray[Any], k: int) -> float | None:
-    """Mean share of each user's top ``k`` pairs by ``want`` that are also in their top ``k``
-    by ``got``, over users with more than ``k`` pairs (None when there is none).
-
-    >>> users = np.array([0, 0, 0, 1, 1, 1])
-    >>> top_k_agreement(users, np.array([3., 2., 1., 1., 2., 3.]), np.array([3., 1., 2., 1., 2., 3.]), 1)
-    1.0
-    >>> top_k_agreement(users, np.array([3., 2., 1., 1., 2., 3.]), np.array([1., 2., 3., 1., 2., 3.]), 1)
-    0.5
-    """
-    order = np.lexsort((-want, user_index))  # by user, best first
-    _, starts, counts = np.unique(user_index[order], return_index=True, return_counts=True)
-    shares = []
-    for start, count in zip(starts, counts, strict=True):
-        if count <= k:
-            continue
-        rows = order[start:start + count]
-        mine = rows[np.argsort(-got[rows], kind="stable")[:k]]
-        shares.append(np.isin(mine, rows[:k]).mean())
-    return float(np.mean(shares)) if shares else None
+def reference_scores(model: Ranker, sample: Feeds | None = None) -> tuple[Reference, dict[str, Any]]:
+    """The reference a bundle carries (:mod:`models.ranker_check`): the real validation pairs of
+    ``sample`` (else :data:`REFERENCE_RANDOM_PAIRS` seeded random ones) with ``model``'s logits,
+    and its description for ``bundle.json``."""
+    real = sample is not None and sample["item_rows"].shape[0] > 0
+    feeds = sample if sample is not None and real else \
+        random_inputs(model, pairs=REFERENCE_RANDOM_PAIRS, users=8, items=256, seed=REFERENCE_RANDOM_PAIRS)
+    model.eval()
+    with torch.no_grad():
+        logits = model(*(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)).numpy().astype(np.float32)
+    inputs = RankerInputs(feeds["user_vectors"], feeds["user_index"], feeds["item_rows"], feeds["dense"])
+    about = {"source": "real validation pairs" if real else "random pairs", "pairs": int(logits.shape[0]),
+             "users": int(feeds["user_vectors"].shape[0]), "items": int(feeds["item_vectors"].shape[0])}
+    return Reference(inputs, feeds["item_vectors"], logits), about
 
 
 def _io_spec(onnx_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -482,6 +484,8 @@ def export_model_bundle(
             report = validate_parity(model, onnx_path, sample, tolerance, INT8_MIN_TOP_K_AGREEMENT)
         inputs, outputs = _io_spec(onnx_path)
         item_inputs, item_outputs = _io_spec(item_model_path(onnx_path))
+        reference, reference_about = reference_scores(model, sample)
+        reference.save(Path(tmp) / REFERENCE_FILE)
         parity: dict[str, Any] = {
             "max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance, "pairs_checked": report.n_checked,
             "opset": OPSET, "onnxruntime_provider": CPU_PROVIDER, f"top{TOP_K}_agreement": report.top_k_agreement}
@@ -508,8 +512,9 @@ def export_model_bundle(
             "metrics": metrics or {},
             "precision": precision,
             "parity": parity,
+            "reference": reference_about,
         }
-        bundle = write_bundle(bundles_root, onnx_path, meta, item_model_path(onnx_path))
+        bundle = write_bundle(bundles_root, onnx_path, meta, item_model_path(onnx_path), Path(tmp) / REFERENCE_FILE)
     log.info("exported ranker %s (%s) to %s: max |onnx - torch| = %.2e (tolerance %.0e, %d pairs)",
              bundle.version, precision, bundle.path, report.max_abs_diff, tolerance, report.n_checked)
     return bundle, report

@@ -91,6 +91,7 @@ def run_evaluate_command(
         scorer, ranker_info, bundle = _load_ranker(settings, model, dataset, embedder, warmup)
         rankers[RANKER_NAME] = scorer
         console.print(ranker_info["note"])
+        console.print(f"ranker {ranker_info['version']} on {ranker_info['provider']}: {ranker_info['reference_check']}")
     started = time.time()
     with ExitStack() as stack:
         extra: list[Baseline] = []
@@ -167,6 +168,7 @@ def _load_ranker(
     from export.examples import fingerprint_events
     from models.onnx_ranker import OnnxRanker
     from models.ranker_features import DENSE_FEATURES
+    from streams.model_loading import check_reference
 
     try:
         bundle = resolve_bundle(model)
@@ -174,6 +176,7 @@ def _load_ranker(
         bundle.check_fits(dim, embedder.version if embedder is not None else None, DENSE_FEATURES)
         scorer = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
                             intra_op_threads=settings.ranker_threads or None)
+        checked = check_reference(bundle, scorer)
     except (BundleError, OSError, ValueError) as exc:
         raise EvaluationError(f"cannot use the ranker in {model}: {exc}") from None
     training = bundle.meta.get("training", {})
@@ -190,7 +193,7 @@ def _load_ranker(
     else:
         note = f"ranker {bundle.version} was trained on other data ({training.get('dataset', 'unknown')})"
     info = {"version": bundle.version, "precision": bundle.precision, "path": str(bundle.path),
-            "provider": scorer.provider,
+            "provider": scorer.provider, "reference_check": checked,
             "trained_events": used, "warmup_events": n_warm, "same_log": bool(same_data),
             "overlaps_scored_events": bool(same_data and used > n_warm), "note": note,
             "training_metrics": bundle.meta.get("metrics", {})}

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from models.image_encoder import load_image_encoder
 from models.item_embedding import ItemEmbedder
 from models.onnx_ranker import OnnxRanker
 from models.onnx_retrieval import OnnxRetrieval
 from models.onnx_session import active_provider
+from models.ranker_check import Reference, check_scores
 from models.text_encoder import load_text_encoder
 from streams.metrics import Metrics
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from export.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,8 @@ def load_ranker(
     (the one in use, ones already refused).
 
     Raises :class:`RankerUnavailable` when the newest bundle does not fit (item vector
-    space, dimensions, features) or cannot be opened; the caller keeps its current scorer.
+    space, dimensions, features), cannot be opened, or does not reproduce its reference
+    scores here (:mod:`models.ranker_check`); the caller keeps its current scorer.
     """
     from export.bundle import BundleError, newest_bundle
     from models.ranker_features import DENSE_FEATURES
@@ -69,11 +75,12 @@ def load_ranker(
         bundle.check_fits(dim, embedding_space, DENSE_FEATURES)
         ranker = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
                             intra_op_threads=settings.ranker_threads or None)
+        checked = check_reference(bundle, ranker)
     except (BundleError, OSError, ValueError, RuntimeError) as exc:
         if metrics is not None:
             metrics.ranker_loads.labels("error").inc()
         raise RankerUnavailable(f"ranker bundle {bundle.path} not used: {exc}", bundle.version) from exc
-    log.info("ranker %s loaded from %s, runs on %s", bundle.version, bundle.path, ranker.provider)
+    log.info("ranker %s loaded from %s, runs on %s; %s", bundle.version, bundle.path, ranker.provider, checked)
     if bundle.precision == "int8" and ranker.device_type != "cpu":
         log.warning("ranker %s has int8 dense layers, which are made for onnxruntime's CPU provider: on %s export a "
                     "float32 bundle (streamrec export without --precision int8)", bundle.version, ranker.provider)
@@ -81,6 +88,24 @@ def load_ranker(
         metrics.ranker_loads.labels("ok").inc()
         metrics.provider.labels("ranker", ranker.provider).set(1)
     return ranker
+
+
+def check_reference(bundle: Bundle, ranker: OnnxRanker) -> str:
+    """Score ``bundle``'s reference pairs with ``ranker`` (its sessions, on this machine); raise
+    ValueError when they differ from PyTorch's beyond the bundle's tolerance (on the CPU provider)
+    or lose too much of each user's top 10; else return one line saying how they compare."""
+    if bundle.reference_path is None:
+        return "no reference scores in the bundle (exported by an older streamrec): not checked on this machine"
+    tolerance = bundle.parity_tolerance if ranker.device_type == "cpu" else None
+    report = check_scores(ranker, Reference.load(bundle.reference_path), tolerance)
+    if not report.passed:
+        hint = ("its int8 products can come out differently on CPUs without VNNI: export the model in float32 "
+                "for this machine (streamrec export without --precision int8)" if bundle.precision == "int8" else
+                "its graphs compute differently here than where they were exported: check this machine's "
+                "onnxruntime version and provider, or export the bundle again on a machine like this one")
+        raise ValueError(f"it does not reproduce its reference scores on this machine ({ranker.provider}): "
+                         f"{report.describe()}; {hint}")
+    return f"reference scores reproduced: {report.describe()}"
 
 
 def load_retrieval(settings: Settings, metrics: Metrics | None = None) -> OnnxRetrieval | None:

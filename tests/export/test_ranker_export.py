@@ -203,7 +203,7 @@ def test_serving_modules_do_not_need_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import models.onnx_ranker, models.ranker_features, export.bundle, "
+    code = ("import sys; import models.onnx_ranker, models.ranker_features, models.ranker_check, export.bundle, "
             "streams.model_loading, agents.model_swap; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
