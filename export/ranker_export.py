@@ -24,6 +24,9 @@ same way against :data:`INT8_TOLERANCE`. Because an absolute bound says little a
 whose logits lie close together, the quantized scores must also keep at least
 :data:`INT8_MIN_TOP_K_AGREEMENT` of each user's top 10 on the real pairs. The bundle
 records its precision, both checks, that agreement, and the calibrated input ranges.
+Those pairs are also the ones calibrated on, so the export first tries the ranges on users
+they have not seen (:func:`held_out_int8_check`): a copy calibrated on half the real users
+must keep :data:`INT8_MIN_TOP_K_AGREEMENT` of the other half's top 10.
 
 Every bundle also carries a reference (:func:`reference_scores`): the real pairs (else
 seeded random ones) with the PyTorch model's logits for them, which a worker scores again
@@ -33,6 +36,7 @@ on its own machine before it serves the bundle (:mod:`models.ranker_check`).
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 import warnings
@@ -75,10 +79,12 @@ __all__ = [
     "export_model_bundle",
     "export_one_graph_onnx",
     "export_onnx",
+    "held_out_int8_check",
     "item_model_path",
     "quantize_pair_scorer",
     "random_inputs",
     "reference_scores",
+    "split_by_user",
     "spread_item_features",
     "top_k_agreement",
     "validate_parity",
@@ -339,6 +345,50 @@ def quantize_pair_scorer(model: Ranker, onnx_path: Path, sample: Feeds | None = 
     return ranges
 
 
+def split_by_user(sample: Feeds) -> tuple[Feeds, Feeds]:
+    """``sample``'s pairs of its even-numbered users and those of its odd-numbered users (the
+    user and item arrays are shared).
+
+    >>> even, odd = split_by_user({"user_index": np.array([0, 1, 2]), "item_rows": np.array([5, 6, 7]),
+    ...                            "dense": np.zeros((3, 1))})
+    >>> even["item_rows"].tolist(), odd["item_rows"].tolist()
+    ([5, 7], [6])
+    """
+    odd = sample["user_index"] % 2 == 1
+
+    def pick(mask: NDArray[np.bool_]) -> Feeds:
+        return {**sample, **{k: sample[k][mask] for k in ("user_index", "item_rows", "dense")}}
+
+    return pick(~odd), pick(odd)
+
+
+def held_out_int8_check(model: Ranker, onnx_path: Path, sample: Feeds | None) -> dict[str, Any] | None:
+    """Check that int8 input ranges generalise to users they were not calibrated on: quantize a
+    copy of the float pair scorer at ``onnx_path`` calibrated on the even-numbered users of
+    ``sample`` (and the random pairs), and require :data:`INT8_MIN_TOP_K_AGREEMENT` of each
+    odd-numbered user's top 10 on their pairs. Only the ranking is checked: a held-out value
+    beyond its range saturates, which moves that pair's score alone, by design. Raises
+    :class:`ParityError` when it fails; returns the figures, or None when ``sample`` has no
+    pairs in either half."""
+    if sample is None:
+        return None
+    calibration, held_out = split_by_user(sample)
+    if not calibration["item_rows"].shape[0] or not held_out["item_rows"].shape[0]:
+        return None
+    with tempfile.TemporaryDirectory(prefix="streamrec-held-out-") as tmp:
+        trial = Path(tmp) / onnx_path.name
+        shutil.copyfile(onnx_path, trial)
+        shutil.copyfile(item_model_path(onnx_path), item_model_path(trial))
+        quantize_pair_scorer(model, trial, calibration)
+        try:
+            report = validate_parity(model, trial, held_out, float("inf"), INT8_MIN_TOP_K_AGREEMENT)
+        except ParityError as exc:
+            raise ParityError(f"int8 input ranges calibrated without half the real users do not hold on those "
+                              f"users' pairs: {exc}") from None
+    return {"users": int(np.unique(held_out["user_index"]).shape[0]), "pairs": int(held_out["item_rows"].shape[0]),
+            "max_abs_diff": report.max_abs_diff, f"top{TOP_K}_agreement": report.top_k_agreement}
+
+
 def export_one_graph_onnx(model: Ranker, out_path: Path) -> None:
     """Write ``model`` as one ONNX graph reading the item matrix itself (``forward``; inputs
     :data:`~models.ranker_features.INPUT_NAMES`): bundles before the item/pair split, and the
@@ -480,6 +530,7 @@ def export_model_bundle(
         export_onnx(model, onnx_path)
         report = float_report = validate_parity(model, onnx_path, sample, RANKER_TOLERANCE if int8 else tolerance)
         if int8:
+            held_out = held_out_int8_check(model, onnx_path, sample)
             ranges = quantize_pair_scorer(model, onnx_path, sample)
             report = validate_parity(model, onnx_path, sample, tolerance, INT8_MIN_TOP_K_AGREEMENT)
         inputs, outputs = _io_spec(onnx_path)
@@ -495,6 +546,7 @@ def export_model_bundle(
             real = int(sample["item_rows"].shape[0]) if sample is not None else 0
             parity["int8_input_ranges"] = {k: list(v) for k, v in ranges.items()}
             parity["int8_calibration_pairs"] = {"random": CALIBRATION_PAIRS, "real": real}
+            parity["int8_held_out"] = held_out
         meta = {
             "version": version_name(created_at, str(training.get("fingerprint", "00000000"))),
             "created_at": created_at,

@@ -113,6 +113,10 @@ def run_export_command(checkpoint: Path, bundles_root: Path, tolerance: float | 
         raise TrainError(str(exc)) from None
     kept = "" if report.top_k_agreement is None else \
         f"; each user's top {TOP_K} on the real pairs kept {report.top_k_agreement:.1%}"
+    held_out = bundle.meta.get("parity", {}).get("int8_held_out")
+    if held_out:
+        kept += (f"; a copy calibrated without {held_out['users']} of the real users kept "
+                 f"{held_out[f'top{TOP_K}_agreement']:.1%} of their top {TOP_K}")
     console.print(
         f"bundle {bundle.version} ({precision}) written to {bundle.path}\n"
         f"onnxruntime vs PyTorch: max |diff| {report.max_abs_diff:.2e} over {report.n_checked} pairs "

@@ -138,6 +138,9 @@ def test_an_int8_bundle_records_its_precision_and_checks_and_is_served(tmp_path:
     assert parity["float32_max_abs_diff"] <= RANKER_TOLERANCE < parity["max_abs_diff"] <= INT8_TOLERANCE
     assert 0.9 <= parity["top10_agreement"] <= 1.0 and parity["min_top10_agreement"] == 0.9  # 4 users, ~100 pairs each
     assert parity["int8_calibration_pairs"] == {"random": 4096, "real": 400}
+    held_out = parity["int8_held_out"]  # a graph calibrated on users 0 and 2, checked on users 1 and 3
+    assert held_out["users"] == 2 and held_out["pairs"] == int((sample["user_index"] % 2 == 1).sum())
+    assert 0.0 < held_out["max_abs_diff"] and held_out["top10_agreement"] >= 0.9
     assert len(parity["int8_input_ranges"]) == 3
     lows = sorted(low for low, _ in parity["int8_input_ranges"].values())
     assert len(lows) == 3 and lows[0] < 0.0 and lows[-1] == 0.0  # the last hidden layer reads a ReLU
@@ -185,6 +188,27 @@ def test_an_int8_export_that_reorders_the_real_top_10_is_refused_though_within_t
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     bundle, report = export_model_bundle(model, tmp_path / "f", embedding_space=None, training={}, sample=sample)
     assert bundle.precision == "float32" and report.top_k_agreement == 1.0  # the float graph keeps the ranking
+
+
+def test_int8_ranges_that_do_not_hold_for_users_left_out_of_calibration_are_refused(tmp_path: Path) -> None:
+    model = _model()
+    sample = random_inputs(model, pairs=400, users=4, items=100, seed=2)
+    odd = sample["user_index"] % 2 == 1
+    mean, std = model.dense_mean.numpy(), model.dense_std.numpy()
+    shifted = np.random.default_rng(0).standard_normal((int(odd.sum()), 3))
+    sample["dense"][np.ix_(odd, [0, 1, 2])] = mean[:3] + std[:3] * (8.0 + shifted)  # beyond the even users' range
+    # Calibrated on every real pair, the int8 graph passes the export's check on those same pairs ...
+    path = tmp_path / "seen" / "ranker.onnx"
+    path.parent.mkdir()
+    export_onnx(model, path)
+    quantize_pair_scorer(model, path, sample)
+    seen = validate_parity(model, path, sample, INT8_TOLERANCE, 0.9)
+    assert seen.top_k_agreement is not None and seen.top_k_agreement >= 0.9
+    # ... but its ranges do not generalise: calibrated without users 1 and 3, it reorders their lists.
+    with pytest.raises(ParityError, match=r"int8 input ranges calibrated without half the real users do not hold on "
+                                          r"those users' pairs: .* keeps \d+\.\d% of each user's top 10"):
+        export_model_bundle(model, tmp_path / "b", embedding_space=None, training={}, sample=sample, precision="int8")
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
 
 def test_a_worker_warns_when_an_int8_bundle_lands_on_a_gpu_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

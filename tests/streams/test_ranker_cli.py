@@ -41,6 +41,8 @@ def test_train_export_and_evaluate_with_the_ranker(tmp_path: Path) -> None:
     int8 = newest_bundle(tmp_path / "int8")
     assert "(int8)" in res.output and int8 is not None and int8.precision == "int8"
     assert int8.meta["parity"]["tolerance"] == 0.5 and int8.meta["parity"]["top10_agreement"] is not None
+    held_out = int8.meta["parity"]["int8_held_out"]
+    assert f"a copy calibrated without {held_out['users']} of the real users kept" in " ".join(res.output.split())
 
     out = tmp_path / "eval.json"
     res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--warmup", "0.4", "--model", str(bundles),
