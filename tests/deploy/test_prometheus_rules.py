@@ -37,6 +37,7 @@ def worker_series() -> set[str]:
     m.expired.labels("t", "0").inc()
     m.log_resets.labels("t", "0").inc()
     m.provider.labels("text", "CPUExecutionProvider").set(1)
+    m.ranker_loads.labels("error").inc()
     names = set()
     for line in m.render().decode().splitlines():
         if line and not line.startswith("#"):
