@@ -9,7 +9,7 @@ and the worker scores them with the sessions it is about to serve with before it
 the bundle (:func:`check_scores`). A bundle that does not reproduce them is refused,
 and the model in use keeps serving.
 
-Two criteria, as at export:
+Two criteria:
 
 * the largest |served - PyTorch| logit is within the bundle's own parity tolerance. This
   is applied on the CPU provider only: on a GPU provider the products may run in TF32,

@@ -164,7 +164,7 @@ def _load_ranker(
     settings: Settings, model: Path, dataset: Dataset, embedder: ItemEmbedder | None, warmup: float
 ) -> tuple[Scorer, dict[str, Any], Bundle]:
     """The bundle's ranker on onnxruntime, what it was trained on against this run's warm-up, and the bundle."""
-    from export.bundle import BundleError, resolve_bundle
+    from export.bundle import resolve_bundle
     from export.examples import fingerprint_events
     from models.onnx_ranker import OnnxRanker
     from models.ranker_features import DENSE_FEATURES
@@ -177,7 +177,7 @@ def _load_ranker(
         scorer = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
                             intra_op_threads=settings.ranker_threads or None)
         checked = check_reference(bundle, scorer)
-    except (BundleError, OSError, ValueError) as exc:
+    except Exception as exc:  # BundleError, OSError, ValueError, and onnxruntime's own errors (not RuntimeErrors)
         raise EvaluationError(f"cannot use the ranker in {model}: {exc}") from None
     training = bundle.meta.get("training", {})
     used = int(training.get("events_used", 0))

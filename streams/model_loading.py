@@ -64,7 +64,7 @@ def load_ranker(
     space, dimensions, features), cannot be opened, or does not reproduce its reference
     scores here (:mod:`models.ranker_check`); the caller keeps its current scorer.
     """
-    from export.bundle import BundleError, newest_bundle
+    from export.bundle import newest_bundle
     from models.ranker_features import DENSE_FEATURES
 
     root = settings.resolved_ranker_dir
@@ -76,7 +76,7 @@ def load_ranker(
         ranker = OnnxRanker(bundle.model_path, bundle.version, settings.providers,
                             intra_op_threads=settings.ranker_threads or None)
         checked = check_reference(bundle, ranker)
-    except (BundleError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # BundleError, OSError, ValueError, and onnxruntime's own errors (not RuntimeErrors)
         if metrics is not None:
             metrics.ranker_loads.labels("error").inc()
         raise RankerUnavailable(f"ranker bundle {bundle.path} not used: {exc}", bundle.version) from exc
@@ -97,7 +97,11 @@ def check_reference(bundle: Bundle, ranker: OnnxRanker) -> str:
     if bundle.reference_path is None:
         return "no reference scores in the bundle (exported by an older streamrec): not checked on this machine"
     tolerance = bundle.parity_tolerance if ranker.device_type == "cpu" else None
-    report = check_scores(ranker, Reference.load(bundle.reference_path), tolerance)
+    reference = Reference.load(bundle.reference_path)
+    try:
+        report = check_scores(ranker, reference, tolerance)
+    except Exception as exc:  # onnxruntime's errors are not all RuntimeErrors: any failure refuses the bundle
+        raise ValueError(f"{bundle.reference_path}: its reference pairs could not be scored: {exc}") from exc
     if not report.passed:
         hint = ("its int8 products can come out differently on CPUs without VNNI: export the model in float32 "
                 "for this machine (streamrec export without --precision int8)" if bundle.precision == "int8" else

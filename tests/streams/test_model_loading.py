@@ -115,3 +115,22 @@ def test_an_unreadable_reference_refuses_the_bundle_naming_the_file(tmp_path: Pa
     (bundle.path / REFERENCE_FILE).write_bytes(b"truncated")
     with pytest.raises(RankerUnavailable, match=r"reference\.npz: unreadable reference scores"):
         load_ranker(_settings(tmp_path), 8, "s")
+
+
+def test_a_reference_the_graphs_cannot_score_refuses_the_bundle(tmp_path: Path) -> None:
+    bundle, _ = tiny_bundle(tmp_path, space="s")
+    reference = Reference.load(bundle.reference_path)  # type: ignore[arg-type]
+    narrow = reference.item_vectors[:, :5].copy()  # 5-d item vectors for a graph of 8
+    Reference(reference.inputs, narrow, reference.logits).save(bundle.path / REFERENCE_FILE)
+    with pytest.raises(RankerUnavailable, match=r"reference\.npz: its reference pairs could not be scored"):
+        load_ranker(_settings(tmp_path), 8, "s")
+
+
+def test_a_bundle_whose_graph_onnxruntime_cannot_open_is_refused_not_raised(tmp_path: Path) -> None:
+    bundle, _ = tiny_bundle(tmp_path, space="s")
+    (bundle.path / "ranker.onnx").write_bytes(b"not a model")  # onnxruntime raises its own InvalidProtobuf
+    metrics = Metrics()
+    with pytest.raises(RankerUnavailable, match=r"ranker\.onnx failed:Protobuf parsing failed") as caught:
+        load_ranker(_settings(tmp_path), 8, "s", metrics)
+    assert caught.value.version == bundle.version
+    assert 'streamrec_ranker_loads_total{outcome="error"} 1.0' in metrics.render().decode()

@@ -56,10 +56,16 @@ def test_train_export_and_evaluate_with_the_ranker(tmp_path: Path) -> None:
     assert result["ranker"]["precision"] == "float32"
     assert not result["ranker"]["overlaps_scored_events"]
     assert "no scored event was seen in training" in " ".join(res.output.split())  # rich wraps lines
+    assert result["ranker"]["reference_check"].startswith("reference scores reproduced: max |served - PyTorch| = ")
+    assert "reference scores reproduced" in " ".join(res.output.split())
 
     res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--warmup", "0.1", "--model", str(bundles)])
     assert res.exit_code == 0, res.output
     assert "WARNING" in res.output and "were training data" in " ".join(res.output.split())
+
+    (int8.path / "ranker.onnx").write_bytes(b"not a model")  # a bundle onnxruntime cannot open: a clear error
+    res = runner.invoke(main, ["evaluate", str(log), "--format", "jsonl", "--model", str(int8.path)])
+    assert res.exit_code != 0 and "cannot use the ranker in" in res.output and "Protobuf parsing failed" in res.output
 
 
 def test_train_and_export_refuse_bad_input_clearly(tmp_path: Path) -> None:
